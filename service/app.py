@@ -1,0 +1,42 @@
+"""create_app(): the aiohttp application, its middlewares and its resources."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service import blobstore, db, keys, routes
+from service.config import Endpoints, Settings
+from service.http_errors import error_middleware
+from service.repository import Repository
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = await db.create_pool(
+        app[keys.ENDPOINTS].dsn,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_timeout_seconds,
+    )
+    app[keys.REPOSITORY] = Repository(pool, garbage_grace_seconds=settings.gc_grace_seconds)
+    yield
+    await asyncio.wait_for(pool.close(), timeout=settings.db_timeout_seconds)
+
+
+async def _s3(app: web.Application) -> AsyncIterator[None]:
+    async with blobstore.open_blob_store(app[keys.SETTINGS], app[keys.ENDPOINTS]) as store:
+        app[keys.BLOBS] = store
+        yield
+
+
+def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], handler_args={})
+    app[keys.SETTINGS] = settings
+    app[keys.ENDPOINTS] = endpoints
+    app[keys.SHUTTING_DOWN] = asyncio.Event()
+    app.cleanup_ctx.append(_postgres)
+    app.cleanup_ctx.append(_s3)
+    routes.add_routes(app)
+    return app

@@ -1,0 +1,399 @@
+"""S3 behind a few verbs. Streams values in with bounded memory (one PutObject when the
+value fits in one part, else a multipart upload with a bounded number of parts in
+flight) and out in chunks. Callers never see boto types or boto errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import io
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiobotocore.session
+import botocore.exceptions
+from aiobotocore.config import AioConfig
+
+from service.config import Endpoints, Settings, part_size_for
+from service.errors import BlobMissing, TooLarge, Unavailable
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+T = TypeVar("T")
+
+# Size of the chunks a download is read from S3 in.
+READ_CHUNK_BYTES = 1024 * 1024
+# DeleteObjects takes at most 1,000 keys per request.
+DELETE_BATCH = 1000
+
+# Errors that mean "S3 is not there or not answering": the client gets a 503.
+_CONNECTION_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.NoCredentialsError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredBlob:
+    size: int
+    sha256: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenUpload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+def _translate(error: BaseException, action: str) -> Exception:
+    """One table from boto errors to ours."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            return BlobMissing(f"S3 has no object for {action}")
+        return Unavailable(f"S3 refused {action}: {code or error}")
+    return Unavailable(f"S3 is unavailable ({action}): {type(error).__name__}")
+
+
+async def _s3(action: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except (botocore.exceptions.ClientError, *_CONNECTION_ERRORS) as error:
+        raise _translate(error, action) from error
+
+
+async def finish_even_if_cancelled(call: Awaitable[T]) -> T:
+    """Run a cleanup step to its end even when the caller is cancelled meanwhile;
+    the cancellation is passed on afterwards."""
+    task = asyncio.ensure_future(call)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
+
+
+class BlobStore:
+    """The verbs casevars needs from S3, on one bucket."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        part_size: int,
+        parts_in_flight: int,
+    ) -> None:
+        self._client = client
+        self.bucket = bucket
+        self._part_size = part_size
+        self._parts_in_flight = parts_in_flight
+
+    # --- reachability -------------------------------------------------------
+
+    async def ping(self) -> None:
+        """HeadBucket; Unavailable when S3 or the bucket cannot be reached."""
+        await _s3("HeadBucket", self._client.head_bucket(Bucket=self.bucket))
+
+    async def ensure_bucket(self) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError:
+            await _s3("CreateBucket", self._client.create_bucket(Bucket=self.bucket))
+
+    # --- writing ------------------------------------------------------------
+
+    async def put_bytes(self, key: str, data: bytes) -> StoredBlob:
+        """Store a value already in memory (a base64 value from a JSON body)."""
+        await _s3("PutObject", self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
+        return StoredBlob(size=len(data), sha256=hashlib.sha256(data).digest())
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int
+    ) -> StoredBlob:
+        """Stream chunks into the object `key`; TooLarge past max_bytes.
+
+        Memory stays below (parts in flight + 2) x part size whatever the size of
+        the value. On any error or cancellation a multipart upload is aborted
+        before the exception leaves; nothing is left in S3 but what a completed
+        call reports.
+        """
+        upload = _PartUploader(self._client, self.bucket, key, self._parts_in_flight)
+        digest = hashlib.sha256()
+        size = 0
+        part: list[bytes] = []
+        part_filled = 0
+        part_limit = part_size_for(0, self._part_size)
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"The value is larger than the limit of {max_bytes} bytes")
+                digest.update(chunk)
+                view = memoryview(chunk)
+                while len(view) > part_limit - part_filled:
+                    take = part_limit - part_filled
+                    part.append(bytes(view[:take]))
+                    view = view[take:]
+                    await upload.send(b"".join(part))
+                    part, part_filled = [], 0
+                    part_limit = part_size_for(upload.parts_sent, self._part_size)
+                if view:
+                    part.append(chunk if len(view) == len(chunk) else bytes(view))
+                    part_filled += len(view)
+            body = b"".join(part)
+            del part
+            if upload.upload_id is None:
+                await _s3(
+                    "PutObject", self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+                )
+            else:
+                if body:
+                    await upload.send(body)
+                await upload.complete()
+        except BaseException:
+            await finish_even_if_cancelled(upload.abort())
+            raise
+        return StoredBlob(size=size, sha256=digest.digest())
+
+    # --- reading ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_read(
+        self, key: str, *, first: int | None = None, last: int | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The object's bytes (first..last inclusive when given) as chunks.
+
+        The request to S3 is made on entry, so a missing object or an S3 outage
+        raises before the caller has sent anything to its own client.
+        """
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if first is not None:
+            kwargs["Range"] = f"bytes={first}-{'' if last is None else last}"
+        response = await _s3("GetObject", self._client.get_object(**kwargs))
+        body = response["Body"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                try:
+                    chunk = await body.read(READ_CHUNK_BYTES)
+                except (botocore.exceptions.ClientError, *_CONNECTION_ERRORS) as error:
+                    raise _translate(error, "GetObject") from error
+                if not chunk:
+                    return
+                yield chunk
+
+        try:
+            yield chunks()
+        finally:
+            body.close()
+
+    async def read_all(self, key: str) -> bytes:
+        """A small object's whole content (inline Bytes values, serialized objects)."""
+        buffer = io.BytesIO()
+        async with self.open_read(key) as chunks:
+            async for chunk in chunks:
+                buffer.write(chunk)
+        return buffer.getvalue()
+
+    async def size_of(self, key: str) -> int | None:
+        """The object's size, None when it does not exist."""
+        try:
+            head = await self._client.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise _translate(error, "HeadObject") from error
+        except _CONNECTION_ERRORS as error:
+            raise _translate(error, "HeadObject") from error
+        return head["ContentLength"]
+
+    # --- deleting and listing (collector, check) -----------------------------
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete keys (missing ones are fine); Unavailable if S3 refuses any."""
+        batch = [{"Key": key} for key in keys]
+        for start in range(0, len(batch), DELETE_BATCH):
+            objects = batch[start : start + DELETE_BATCH]
+            response = await _s3(
+                "DeleteObjects",
+                self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                ),
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                raise Unavailable(f"S3 refused to delete {len(errors)} objects")
+
+    async def iter_objects(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Every object under prefix, a page (1,000 keys) at a time."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+        async for page in _pages(pages, "ListObjectsV2"):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], item["Size"], item["LastModified"])
+
+    async def iter_uploads(self, prefix: str) -> AsyncIterator[OpenUpload]:
+        """Multipart uploads under prefix that were started and never completed or aborted."""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+        async for page in _pages(pages, "ListMultipartUploads"):
+            for item in page.get("Uploads", []):
+                yield OpenUpload(item["Key"], item["UploadId"], item["Initiated"])
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            await self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise _translate(error, "AbortMultipartUpload") from error
+        except _CONNECTION_ERRORS as error:
+            raise _translate(error, "AbortMultipartUpload") from error
+
+
+async def _pages(pages: AsyncIterable[Any], action: str) -> AsyncIterator[Any]:
+    iterator = aiter(pages)
+    while True:
+        try:
+            page = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except (botocore.exceptions.ClientError, *_CONNECTION_ERRORS) as error:
+            raise _translate(error, action) from error
+        yield page
+
+
+class _PartUploader:
+    """One multipart upload: created on the first full part, at most `in_flight`
+    parts uploading at once, aborted on failure."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, in_flight: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._slots = asyncio.Semaphore(in_flight)
+        self._tasks: list[asyncio.Task[dict[str, Any]]] = []
+        self.upload_id: str | None = None
+        self.parts_sent = 0
+
+    async def send(self, body: bytes) -> None:
+        """Start uploading the next part; waits while all slots are busy."""
+        if self.upload_id is None:
+            created = await _s3(
+                "CreateMultipartUpload",
+                self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key),
+            )
+            self.upload_id = created["UploadId"]
+        await self._slots.acquire()
+        self._raise_failed()
+        self.parts_sent += 1
+        task = asyncio.create_task(self._upload_part(self.parts_sent, body, self.upload_id))
+        self._tasks.append(task)
+
+    def _raise_failed(self) -> None:
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _upload_part(self, number: int, body: bytes, upload_id: str) -> dict[str, Any]:
+        try:
+            response = await _s3(
+                "UploadPart",
+                self._client.upload_part(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=io.BytesIO(body),
+                ),
+            )
+            return {"PartNumber": number, "ETag": response["ETag"]}
+        finally:
+            self._slots.release()
+
+    async def complete(self) -> None:
+        assert self.upload_id is not None
+        parts = await asyncio.gather(*self._tasks)
+        await _s3(
+            "CompleteMultipartUpload",
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": list(parts)},
+            ),
+        )
+        self.upload_id = None
+
+    async def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.upload_id is not None:
+            upload_id, self.upload_id = self.upload_id, None
+            # S3 may still be down; the collector aborts what this could not.
+            with contextlib.suppress(Exception):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=upload_id
+                )
+
+
+def client_config(settings: Settings) -> AioConfig:
+    """Timeouts bound how long a request waits for a dead S3. Integrity: casevars
+    computes each value's SHA-256 itself; botocore's extra CRC32 checksums are off."""
+    return AioConfig(
+        connect_timeout=settings.s3_timeout_seconds,
+        read_timeout=settings.s3_timeout_seconds,
+        retries={"max_attempts": 3, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path", "payload_signing_enabled": False},
+        max_pool_connections=max(10, settings.s3_parts_in_flight * 4),
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_blob_store(settings: Settings, endpoints: Endpoints) -> AsyncIterator[BlobStore]:
+    """One S3 client for the process, closed on exit."""
+    session = aiobotocore.session.get_session()
+    async with session.create_client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint_url,
+        region_name=endpoints.s3_region,
+        aws_access_key_id=endpoints.s3_access_key_id,
+        aws_secret_access_key=endpoints.s3_secret_access_key,
+        config=client_config(settings),
+    ) as client:
+        yield BlobStore(
+            client,
+            endpoints.s3_bucket,
+            part_size=settings.s3_part_size,
+            parts_in_flight=settings.s3_parts_in_flight,
+        )
+

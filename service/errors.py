@@ -1,0 +1,78 @@
+"""Domain errors. Each carries Camunda's exception type name and message; the HTTP
+layer (http_errors.py) picks the status from the class, nothing here knows HTTP."""
+
+from __future__ import annotations
+
+INVALID_REQUEST = "InvalidRequestException"
+REST = "RestException"
+
+
+class CamundaError(Exception):
+    """An error a client sees as {"type": type_name, "message": message, "code": code}.
+
+    code is None for errors of the REST layer and 0 for errors Camunda's engine
+    raises (spec section 2).
+    """
+
+    def __init__(
+        self, message: str, *, type_name: str = INVALID_REQUEST, code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type_name = type_name
+        self.code = code
+
+
+class InvalidInput(CamundaError):
+    """The request is malformed or its values are invalid (400)."""
+
+
+class Unauthenticated(CamundaError):
+    """Credentials are missing or wrong (401)."""
+
+
+class NotFound(CamundaError):
+    """The case instance, variable or route does not exist (404)."""
+
+
+class MethodNotAllowed(CamundaError):
+    """The route exists but not for this method (405)."""
+
+
+class PreconditionFailed(CamundaError):
+    """A conditional request does not hold (412)."""
+
+
+class TooLarge(CamundaError):
+    """A body, value or header is larger than its configured limit (413)."""
+
+
+class UnsupportedMediaType(CamundaError):
+    """The body is not of a media type this route accepts (415)."""
+
+
+class RangeNotSatisfiable(CamundaError):
+    """A Range header asks for bytes beyond the value (416)."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class Unavailable(CamundaError):
+    """Postgres or S3 does not answer, or the service is shutting down (503)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type_name=REST)
+
+
+class StorageError(Exception):
+    """S3 failed in a way the client cannot fix; raised by the blob store only."""
+
+
+class BlobMissing(StorageError):
+    """A blob that Postgres names is not in the bucket."""
+
+
+class UploadAborted(Exception):
+    """The client went away or sent a broken body while a value was streamed."""

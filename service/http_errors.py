@@ -1,0 +1,117 @@
+"""The middleware that answers every error in Camunda's format:
+{"type": ..., "message": ..., "code": ...}, unknown routes and wrong methods included."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+
+from service import errors
+from service.logs import REQUEST_ID_KEY
+
+log = structlog.get_logger("casevars.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS: dict[type[errors.CamundaError], int] = {
+    errors.InvalidInput: 400,
+    errors.Unauthenticated: 401,
+    errors.NotFound: 404,
+    errors.MethodNotAllowed: 405,
+    errors.PreconditionFailed: 412,
+    errors.TooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.RangeNotSatisfiable: 416,
+    errors.Unavailable: 503,
+}
+
+# What JAX-RS (and so Camunda) calls the errors aiohttp raises before a handler runs.
+_FRAMEWORK_TYPES = {
+    404: "NotFoundException",
+    405: "NotAllowedException",
+    413: "RequestEntityTooLargeException",
+    415: "NotSupportedException",
+}
+
+# A request id from a client is echoed only if it is this short and plain.
+_MAX_REQUEST_ID = 128
+
+
+def error_body(type_name: str, message: str, code: int | None = None) -> bytes:
+    return orjson.dumps({"type": type_name, "message": message, "code": code})
+
+
+def error_response(
+    status: int,
+    type_name: str,
+    message: str,
+    code: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=error_body(type_name, message, code),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _status_of(error: errors.CamundaError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = _request_id(request)
+    request[REQUEST_ID_KEY] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await _answer(request, handler)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request[REQUEST_ID_KEY]
+    try:
+        return await handler(request)
+    except errors.CamundaError as error:
+        headers = {}
+        if isinstance(error, errors.Unauthenticated):
+            headers["WWW-Authenticate"] = 'Basic realm="casevars", Bearer realm="casevars"'
+        if isinstance(error, errors.RangeNotSatisfiable):
+            headers["Content-Range"] = f"bytes */{error.size}"
+        return error_response(
+            _status_of(error), error.type_name, error.message, error.code, headers
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {}
+        if "Allow" in error.headers:
+            headers["Allow"] = error.headers["Allow"]
+        type_name = _FRAMEWORK_TYPES.get(error.status, "RestException")
+        message = f"HTTP {error.status} {error.reason}"
+        return error_response(error.status, type_name, message, None, headers)
+    except Exception:
+        log.exception("request.failed", method=request.method, path=request.path)
+        return error_response(
+            500, "RestException", f"Internal server error (request id {request_id})"
+        )

@@ -1,0 +1,41 @@
+"""Operational routes: liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from service import keys
+from service.errors import Unavailable
+
+# Readiness must answer well within a Kubernetes probe's timeout.
+READY_CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def live(_request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "up"})
+
+
+async def _check(name: str, probe: asyncio.Future[None]) -> str | None:
+    try:
+        await asyncio.wait_for(probe, READY_CHECK_TIMEOUT_SECONDS)
+    except (Unavailable, asyncio.TimeoutError, OSError):
+        return name
+    return None
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 when a Postgres query and an S3 HeadBucket both succeed; 503 naming what failed."""
+    app = request.app
+    if app[keys.SHUTTING_DOWN].is_set():
+        return web.json_response({"status": "down", "failed": ["shutting down"]}, status=503)
+    results = await asyncio.gather(
+        _check("postgres", asyncio.ensure_future(app[keys.REPOSITORY].ping())),
+        _check("s3", asyncio.ensure_future(app[keys.BLOBS].ping())),
+    )
+    failed = [name for name in results if name is not None]
+    if failed:
+        return web.json_response({"status": "down", "failed": failed}, status=503)
+    return web.json_response({"status": "up"})

@@ -1,0 +1,83 @@
+"""structlog setup (JSON lines or console) and the one-line-per-request access logger."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from service.config import LogFormat
+
+REQUEST_ID_KEY = "casevars.request_id"
+_access_log = structlog.get_logger("casevars.access")
+
+
+def _json_dumps(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+def configure(log_format: LogFormat, level: str) -> None:
+    """Route structlog and the standard library's loggers to one stream, one format."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's own access log is replaced by AccessLogger below.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: id, method, route, status, bytes, duration. Never bodies,
+    query strings or headers, which may carry credentials."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = None
+        if isinstance(request, web.Request) and request.match_info.route.resource is not None:
+            route = request.match_info.route.resource.canonical
+        _access_log.info(
+            "request",
+            request_id=request.get(REQUEST_ID_KEY),
+            method=request.method,
+            route=route,
+            status=response.status,
+            bytes_in=request.content_length,
+            bytes_out=response.body_length,
+            duration_ms=round(time * 1000, 2),
+            remote=request.remote,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return logging.getLogger("casevars.access").isEnabledFor(logging.INFO)

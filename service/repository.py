@@ -1,0 +1,380 @@
+"""All SQL: case instances, variables and the blob life cycle (pending -> live -> garbage).
+
+Every write that changes which blob a variable points at happens in one transaction
+that also marks the replaced blob garbage, so Postgres always knows every object the
+service put in S3. Parameters are always bound, never formatted in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from service.errors import Unavailable
+
+
+class NoSuchCaseInstance(Exception):
+    """The case instance does not exist (and was not to be created)."""
+
+
+class LostPendingBlob(Exception):
+    """The pending blob of an upload was collected before the upload finished."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseInstance:
+    id: str
+    business_key: str | None
+    case_definition_key: str | None
+    case_definition_id: str | None
+    tenant_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Blob:
+    key: str
+    size: int
+    sha256: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredVariable:
+    """A variable as Postgres holds it; binary content, if any, is in `blob`."""
+
+    name: str
+    type: str
+    value: Any
+    value_info: dict[str, Any]
+    blob: Blob | None
+
+
+@dataclasses.dataclass(frozen=True)
+class NewValue:
+    """What a write stores for one variable. A blob must be pending; it becomes live."""
+
+    type: str
+    value: Any = None
+    value_info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    blob: Blob | None = None
+
+
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+_CASE_COLUMNS = "id, business_key, case_definition_key, case_definition_id, tenant_id"
+_VARIABLE_COLUMNS = """
+    v.name, v.type, v.value, v.value_info, v.blob_key, b.size, b.sha256
+"""
+
+
+def _case(row: asyncpg.Record) -> CaseInstance:
+    return CaseInstance(
+        id=row["id"],
+        business_key=row["business_key"],
+        case_definition_key=row["case_definition_key"],
+        case_definition_id=row["case_definition_id"],
+        tenant_id=row["tenant_id"],
+    )
+
+
+def _variable(row: asyncpg.Record) -> StoredVariable:
+    blob = None
+    if row["blob_key"] is not None:
+        blob = Blob(row["blob_key"], row["size"], bytes(row["sha256"]))
+    return StoredVariable(row["name"], row["type"], row["value"], row["value_info"], blob)
+
+
+class Repository:
+    def __init__(self, pool: asyncpg.Pool, *, garbage_grace_seconds: float) -> None:
+        self._pool = pool
+        self._grace = garbage_grace_seconds
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; Unavailable when Postgres cannot be reached."""
+        try:
+            async with self._pool.acquire() as connection:
+                yield connection
+        except _CONNECTION_ERRORS as error:
+            raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
+
+    async def ping(self) -> None:
+        async with self._connection() as connection:
+            await connection.fetchval("SELECT 1")
+
+    # --- case instances -------------------------------------------------------
+
+    async def get_case_instance(self, case_id: str) -> CaseInstance | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {_CASE_COLUMNS} FROM case_instance WHERE id = $1", case_id
+            )
+        return None if row is None else _case(row)
+
+    async def put_case_instance(
+        self, case_id: str, fields: Mapping[str, str | None]
+    ) -> tuple[CaseInstance, bool]:
+        """Create the case instance or update the given fields; (instance, created)."""
+        columns = ("business_key", "case_definition_key", "case_definition_id", "tenant_id")
+        values = [fields.get(column) for column in columns]
+        given = [column in fields for column in columns]
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"""
+                INSERT INTO case_instance AS c (id, {", ".join(columns)})
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (id) DO UPDATE SET
+                    business_key = CASE WHEN $6 THEN EXCLUDED.business_key
+                                        ELSE c.business_key END,
+                    case_definition_key = CASE WHEN $7 THEN EXCLUDED.case_definition_key
+                                               ELSE c.case_definition_key END,
+                    case_definition_id = CASE WHEN $8 THEN EXCLUDED.case_definition_id
+                                              ELSE c.case_definition_id END,
+                    tenant_id = CASE WHEN $9 THEN EXCLUDED.tenant_id ELSE c.tenant_id END
+                RETURNING {_CASE_COLUMNS}, (xmax = 0) AS created
+                """,
+                case_id,
+                *values,
+                *given,
+            )
+        assert row is not None
+        return _case(row), row["created"]
+
+    async def create_case_instance(
+        self, case: CaseInstance, variables: Mapping[str, NewValue]
+    ) -> None:
+        """Insert a new case instance with its first variables, all or nothing."""
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                f"INSERT INTO case_instance ({_CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
+                case.id,
+                case.business_key,
+                case.case_definition_key,
+                case.case_definition_id,
+                case.tenant_id,
+            )
+            await self._write(connection, case.id, variables, ())
+
+    async def delete_case_instance(self, case_id: str) -> bool:
+        """Delete the instance and its variables; their blobs become garbage."""
+        async with self._connection() as connection, connection.transaction():
+            found = await connection.fetchval(
+                "SELECT 1 FROM case_instance WHERE id = $1 FOR UPDATE", case_id
+            )
+            if not found:
+                return False
+            keys = await connection.fetchval(
+                """
+                SELECT coalesce(array_agg(blob_key), '{}') FROM variable
+                WHERE case_instance_id = $1 AND blob_key IS NOT NULL
+                """,
+                case_id,
+            )
+            await connection.execute("DELETE FROM case_instance WHERE id = $1", case_id)
+            await self._mark_garbage(connection, keys)
+        return True
+
+    # --- variables ------------------------------------------------------------
+
+    async def get_variable(self, case_id: str, name: str) -> StoredVariable | None:
+        """The variable; NoSuchCaseInstance when the case instance does not exist."""
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                f"""
+                SELECT c.id AS case_id, {_VARIABLE_COLUMNS}
+                FROM case_instance c
+                LEFT JOIN variable v ON v.case_instance_id = c.id AND v.name = $2
+                LEFT JOIN blob b ON b.key = v.blob_key
+                WHERE c.id = $1
+                """,
+                case_id,
+                name,
+            )
+        if not rows:
+            raise NoSuchCaseInstance(case_id)
+        return None if rows[0]["name"] is None else _variable(rows[0])
+
+    async def list_variables(self, case_id: str) -> list[StoredVariable]:
+        """All variables of the case instance; NoSuchCaseInstance when it does not exist."""
+        async with self._connection() as connection, connection.transaction(readonly=True):
+            exists = await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
+            if not exists:
+                raise NoSuchCaseInstance(case_id)
+            rows = await connection.fetch(
+                f"""
+                SELECT {_VARIABLE_COLUMNS} FROM variable v
+                LEFT JOIN blob b ON b.key = v.blob_key
+                WHERE v.case_instance_id = $1 ORDER BY v.name
+                """,
+                case_id,
+            )
+        return [_variable(row) for row in rows]
+
+    async def case_instance_exists(self, case_id: str) -> bool:
+        async with self._connection() as connection:
+            return bool(
+                await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
+            )
+
+    async def write_variables(
+        self,
+        case_id: str,
+        values: Mapping[str, NewValue],
+        deletions: Sequence[str] = (),
+        *,
+        create_case_instance: bool = False,
+    ) -> None:
+        """Set and delete variables in one transaction; replaced blobs become garbage.
+
+        NoSuchCaseInstance when the case instance does not exist and may not be
+        created; LostPendingBlob when a new blob is no longer pending.
+        """
+        async with self._connection() as connection, connection.transaction():
+            if create_case_instance:
+                await connection.execute(
+                    "INSERT INTO case_instance (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+                    case_id,
+                )
+            # Holding the row keeps a concurrent DELETE of the case instance out.
+            exists = await connection.fetchval(
+                "SELECT 1 FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
+            )
+            if not exists:
+                raise NoSuchCaseInstance(case_id)
+            await self._write(connection, case_id, values, deletions)
+
+    async def _write(
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        values: Mapping[str, NewValue],
+        deletions: Sequence[str],
+    ) -> None:
+        replaced: list[str] = []
+        if deletions:
+            replaced += await connection.fetchval(
+                """
+                WITH gone AS (
+                    DELETE FROM variable WHERE case_instance_id = $1 AND name = ANY($2::text[])
+                    RETURNING blob_key
+                )
+                SELECT coalesce(array_agg(blob_key) FILTER (WHERE blob_key IS NOT NULL), '{}')
+                FROM gone
+                """,
+                case_id,
+                list(deletions),
+            )
+        # Names in a fixed order, so two writes to the same variables never deadlock.
+        for name, new in sorted(values.items()):
+            if new.blob is not None:
+                made_live = await connection.fetchval(
+                    """
+                    UPDATE blob SET state = 'live', size = $2, sha256 = $3
+                    WHERE key = $1 AND state = 'pending' RETURNING 1
+                    """,
+                    new.blob.key,
+                    new.blob.size,
+                    new.blob.sha256,
+                )
+                if not made_live:
+                    raise LostPendingBlob(new.blob.key)
+            old_key = await self._upsert_variable(connection, case_id, name, new)
+            if old_key is not None:
+                replaced.append(old_key)
+        await self._mark_garbage(connection, replaced)
+
+    async def _upsert_variable(
+        self, connection: asyncpg.Connection, case_id: str, name: str, new: NewValue
+    ) -> str | None:
+        """Insert or replace one variable; returns the blob key it pointed at before.
+
+        The old key must be read under the row lock: an INSERT ... ON CONFLICT cannot
+        return it, and a variable first created by two writers at once must still
+        hand the loser's blob to the collector.
+        """
+        arguments = (
+            case_id,
+            name,
+            new.type,
+            new.value,
+            dict(new.value_info),
+            None if new.blob is None else new.blob.key,
+        )
+        while True:
+            row = await connection.fetchrow(
+                """
+                SELECT blob_key FROM variable
+                WHERE case_instance_id = $1 AND name = $2 FOR UPDATE
+                """,
+                case_id,
+                name,
+            )
+            if row is not None:
+                await connection.execute(
+                    """
+                    UPDATE variable SET type = $3, value = $4, value_info = $5,
+                        blob_key = $6, updated_at = now()
+                    WHERE case_instance_id = $1 AND name = $2
+                    """,
+                    *arguments,
+                )
+                old_key: str | None = row["blob_key"]
+                return old_key
+            inserted = await connection.fetchval(
+                """
+                INSERT INTO variable (case_instance_id, name, type, value, value_info, blob_key)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (case_instance_id, name) DO NOTHING RETURNING 1
+                """,
+                *arguments,
+            )
+            if inserted:
+                return None
+            # Another transaction created it meanwhile and has committed: lock and update.
+
+    async def delete_variable(self, case_id: str, name: str) -> None:
+        """Delete one variable (fine if it does not exist); NoSuchCaseInstance if the
+        case instance does not."""
+        await self.write_variables(case_id, {}, [name])
+
+    # --- blob life cycle ------------------------------------------------------
+
+    async def add_pending_blob(self, key: str) -> None:
+        """Record a key before any byte is written to it, so no object is ever unknown."""
+        async with self._connection() as connection:
+            await connection.execute("INSERT INTO blob (key, state) VALUES ($1, 'pending')", key)
+
+    async def discard_blobs(self, keys: Iterable[str]) -> None:
+        """Pending blobs of failed uploads become garbage, collectable at once."""
+        async with self._connection() as connection:
+            await connection.execute(
+                """
+                UPDATE blob SET state = 'garbage', delete_after = now()
+                WHERE key = ANY($1::text[]) AND state = 'pending'
+                """,
+                list(keys),
+            )
+
+    async def _mark_garbage(self, connection: asyncpg.Connection, keys: Sequence[str]) -> None:
+        if keys:
+            await connection.execute(
+                """
+                UPDATE blob SET state = 'garbage',
+                    delete_after = now() + make_interval(secs => $2)
+                WHERE key = ANY($1::text[])
+                """,
+                list(keys),
+                self._grace,
+            )
