@@ -28,7 +28,9 @@ EXIT_CONFIG = 2
 
 
 @contextlib.asynccontextmanager
-async def resolved_endpoints(settings: Settings, *, reuse_running: bool) -> AsyncIterator[Endpoints]:
+async def resolved_endpoints(
+    settings: Settings, *, reuse_running: bool
+) -> AsyncIterator[Endpoints]:
     """The configured Postgres and S3, starting the embedded ones for what is not configured."""
     if settings.embedded_postgres or settings.embedded_s3:
         embedded = EmbeddedServices(settings, reuse_running=reuse_running)
@@ -66,7 +68,9 @@ async def serve(settings: Settings) -> None:
         try:
             site = web.TCPSite(runner, settings.host, settings.port)
             await site.start()
-            log.info("serve.started", url=f"http://{settings.host}:{settings.port}", pid=os.getpid())
+            log.info(
+                "serve.started", url=f"http://{settings.host}:{settings.port}", pid=os.getpid()
+            )
             await stop.wait()
             app[SHUTTING_DOWN].set()
             log.info("serve.stopping", grace_seconds=settings.shutdown_grace_seconds)
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except (EmbeddedError, MigrationError, Unavailable, OSError) as error:
         message = error.message if isinstance(error, Unavailable) else str(error)
-        log.error("casevars.failed", command=arguments.command, error=message)
+        log.error("casevars.failed", command=arguments.command, error=message)  # noqa: TRY400 - the message says it all; no traceback for users
         print(f"casevars: {message}", file=sys.stderr)  # noqa: T201
         return EXIT_FAILURE
     except KeyboardInterrupt:

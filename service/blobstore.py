@@ -22,6 +22,7 @@ from service.errors import BlobMissing, TooLarge, Unavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
 T = TypeVar("T")
 
@@ -236,7 +237,7 @@ class BlobStore:
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """Delete keys (missing ones are fine); Unavailable if S3 refuses any."""
-        batch = [{"Key": key} for key in keys]
+        batch: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
         for start in range(0, len(batch), DELETE_BATCH):
             objects = batch[start : start + DELETE_BATCH]
             response = await _s3(
@@ -298,7 +299,7 @@ class _PartUploader:
         self._bucket = bucket
         self._key = key
         self._slots = asyncio.Semaphore(in_flight)
-        self._tasks: list[asyncio.Task[dict[str, Any]]] = []
+        self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
         self.upload_id: str | None = None
         self.parts_sent = 0
 
@@ -321,7 +322,7 @@ class _PartUploader:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    async def _upload_part(self, number: int, body: bytes, upload_id: str) -> dict[str, Any]:
+    async def _upload_part(self, number: int, body: bytes, upload_id: str) -> CompletedPartTypeDef:
         try:
             response = await _s3(
                 "UploadPart",
@@ -396,4 +397,3 @@ async def open_blob_store(settings: Settings, endpoints: Endpoints) -> AsyncIter
             part_size=settings.s3_part_size,
             parts_in_flight=settings.s3_parts_in_flight,
         )
-

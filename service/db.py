@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -36,7 +35,7 @@ async def create_pool(dsn: str, *, max_size: int, timeout: float) -> asyncpg.Poo
             command_timeout=timeout,
             init=_init_connection,
         )
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"Postgres is unavailable: {error}") from error
 
 

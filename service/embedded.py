@@ -156,8 +156,14 @@ class _Account:
             import subprocess  # noqa: PLC0415
 
             subprocess.run(  # noqa: S603 - fixed arguments
-                [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 POSTGRES_ACCOUNT],
+                [
+                    useradd,
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    POSTGRES_ACCOUNT,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -299,7 +305,11 @@ class EmbeddedServices:
         return self._endpoints(dsn, s3)
 
     async def _spawn(
-        self, name: str, args: list[str], log_path: Path, stop_signal: signal.Signals,
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        stop_signal: signal.Signals,
         **popen: Any,
     ) -> _Child:
         with log_path.open("ab") as log_file:
@@ -329,7 +339,7 @@ class EmbeddedServices:
                 )
             try:
                 await probe()
-            except Exception as error:  # noqa: BLE001 - not up yet; any failure means retry
+            except Exception as error:
                 if time.monotonic() > deadline:
                     raise EmbeddedError(
                         f"embedded {child.name} did not answer within "
@@ -359,9 +369,7 @@ class EmbeddedServices:
             "-c", "listen_addresses=127.0.0.1",
             "-c", "unix_socket_directories=",
         ]  # fmt: skip
-        child = await self._spawn(
-            "Postgres", args, log_path, signal.SIGINT, **account.popen_args()
-        )
+        child = await self._spawn("Postgres", args, log_path, signal.SIGINT, **account.popen_args())
         server_dsn = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
         timeout = self._settings.db_timeout_seconds
         await self._wait_ready(child, log_path, lambda: db.ping(server_dsn, timeout=timeout))
@@ -457,7 +465,7 @@ class EmbeddedServices:
                 process.send_signal(child.stop_signal)
             try:
                 await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("embedded.killed", server=child.name, pid=process.pid)
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

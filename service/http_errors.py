@@ -63,7 +63,7 @@ def error_response(
 def _status_of(error: errors.CamundaError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

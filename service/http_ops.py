@@ -21,7 +21,7 @@ async def live(_request: web.Request) -> web.Response:
 async def _check(name: str, probe: asyncio.Future[None]) -> str | None:
     try:
         await asyncio.wait_for(probe, READY_CHECK_TIMEOUT_SECONDS)
-    except (Unavailable, asyncio.TimeoutError, OSError):
+    except (TimeoutError, Unavailable, OSError):
         return name
     return None
 

@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from service.config import LogFormat
 
-REQUEST_ID_KEY = "casevars.request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _access_log = structlog.get_logger("casevars.access")
 
 

@@ -11,11 +11,16 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from service.errors import Unavailable
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection = PoolConnectionProxy[asyncpg.Record]
 
 
 class NoSuchCaseInstance(Exception):
@@ -102,7 +107,7 @@ class Repository:
         self._grace = garbage_grace_seconds
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[Connection]:
         """A pooled connection; Unavailable when Postgres cannot be reached."""
         try:
             async with self._pool.acquire() as connection:
@@ -257,7 +262,7 @@ class Repository:
 
     async def _write(
         self,
-        connection: asyncpg.Connection,
+        connection: Connection,
         case_id: str,
         values: Mapping[str, NewValue],
         deletions: Sequence[str],
@@ -296,7 +301,7 @@ class Repository:
         await self._mark_garbage(connection, replaced)
 
     async def _upsert_variable(
-        self, connection: asyncpg.Connection, case_id: str, name: str, new: NewValue
+        self, connection: Connection, case_id: str, name: str, new: NewValue
     ) -> str | None:
         """Insert or replace one variable; returns the blob key it pointed at before.
 
@@ -367,7 +372,7 @@ class Repository:
                 list(keys),
             )
 
-    async def _mark_garbage(self, connection: asyncpg.Connection, keys: Sequence[str]) -> None:
+    async def _mark_garbage(self, connection: Connection, keys: Sequence[str]) -> None:
         if keys:
             await connection.execute(
                 """

@@ -1,0 +1,256 @@
+"""`casevars serve` on its embedded default, run as a real process the way a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiobotocore.session
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _processes_using(path: Path) -> list[int]:
+    """Pids whose command line mentions path (our Postgres and SeaweedFS children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if str(path).encode() in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def _listening_addresses(pids: list[int]) -> set[str]:
+    """Local addresses of the listening TCP sockets owned by pids."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = str(fd.readlink())
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                addresses.add(local.split(":")[0])
+    return addresses
+
+
+LOOPBACK_V4 = "0100007F"
+
+
+class ServeProcess:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"serve-{port}.log"
+
+    def start(self) -> None:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CASEVARS_", "DATABASE_URL", "S3_"))
+        }
+        env.update({"CASEVARS_DATA_DIR": str(self.data_dir), "CASEVARS_PORT": str(self.port)})
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
+            )
+
+    async def wait_ready(self, timeout: float = 60) -> float:
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() - started < timeout:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    pytest.fail(f"serve exited: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"http://127.0.0.1:{self.port}/health/ready") as r:
+                        if r.status == 200:
+                            return time.monotonic() - started
+                await asyncio.sleep(0.2)
+        pytest.fail(f"not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> float:
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signum)
+        self.process.wait(timeout)
+        return time.monotonic() - started
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = orjson.loads((self.data_dir / "embedded.json").read_bytes())
+        return state
+
+
+@pytest.fixture
+def serve_factory(tmp_path):
+    made: list[ServeProcess] = []
+
+    def make(name: str = "data") -> ServeProcess:
+        serve = ServeProcess(tmp_path / name, free_port())
+        made.append(serve)
+        return serve
+
+    yield make
+    for serve in made:
+        if serve.process is not None and serve.process.poll() is None:
+            serve.process.kill()
+            serve.process.wait()
+        for pid in _processes_using(serve.data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def _write_marks(state: dict[str, Any]) -> None:
+    connection = await asyncpg.connect(state["postgres"]["dsn"])
+    try:
+        await connection.execute("CREATE TABLE IF NOT EXISTS mark (v text)")
+        await connection.execute("INSERT INTO mark VALUES ('kept')")
+    finally:
+        await connection.close()
+    s3 = state["s3"]
+    async with aiobotocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s3["endpoint_url"],
+        region_name=s3["region"],
+        aws_access_key_id=s3["access_key_id"],
+        aws_secret_access_key=s3["secret_access_key"],
+    ) as client:
+        await client.put_object(Bucket=s3["bucket"], Key="mark", Body=b"kept")
+
+
+async def _read_marks(state: dict[str, Any]) -> tuple[list[str], bytes]:
+    connection = await asyncpg.connect(state["postgres"]["dsn"])
+    try:
+        rows = [r["v"] for r in await connection.fetch("SELECT v FROM mark")]
+    finally:
+        await connection.close()
+    s3 = state["s3"]
+    async with aiobotocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s3["endpoint_url"],
+        region_name=s3["region"],
+        aws_access_key_id=s3["access_key_id"],
+        aws_secret_access_key=s3["secret_access_key"],
+    ) as client:
+        response = await client.get_object(Bucket=s3["bucket"], Key="mark")
+        body = await response["Body"].read()
+    return rows, body
+
+
+async def test_serve_starts_listens_on_loopback_only_and_stops_clean(serve_factory):
+    serve = serve_factory()
+    serve.start()
+    await serve.wait_ready()
+    state = serve.state()
+    assert state["postgres"]["dsn"].startswith("postgresql://postgres:")
+    assert set(state["s3"]) == {
+        "endpoint_url",
+        "bucket",
+        "prefix",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+    }
+    assert (serve.data_dir / "embedded.json").stat().st_mode & 0o077 == 0
+    assert serve.process is not None
+    children = _processes_using(serve.data_dir)
+    assert len(children) >= 2
+    addresses = _listening_addresses([serve.process.pid, *children])
+    assert addresses == {LOOPBACK_V4}
+
+    elapsed = serve.stop(signal.SIGTERM)
+    assert elapsed < 15
+    assert serve.process.returncode == 0
+    assert _processes_using(serve.data_dir) == []
+    assert not (serve.data_dir / "embedded.json").exists()
+
+
+async def test_data_survives_restart_and_sigint_stops_it(serve_factory):
+    serve = serve_factory()
+    serve.start()
+    await serve.wait_ready()
+    await _write_marks(serve.state())
+    serve.stop(signal.SIGINT)
+    assert _processes_using(serve.data_dir) == []
+
+    serve.start()
+    await serve.wait_ready()
+    assert await _read_marks(serve.state()) == (["kept"], b"kept")
+    serve.stop()
+
+
+async def test_restart_after_sigkill_finds_children_left_behind(serve_factory):
+    serve = serve_factory()
+    serve.start()
+    await serve.wait_ready()
+    await _write_marks(serve.state())
+    left_behind = _processes_using(serve.data_dir)
+    serve.stop(signal.SIGKILL)
+    assert left_behind
+    assert any(pid in _processes_using(serve.data_dir) for pid in left_behind)
+
+    serve.start()
+    await serve.wait_ready()
+    assert not any(pid in _processes_using(serve.data_dir) for pid in left_behind)
+    assert await _read_marks(serve.state()) == (["kept"], b"kept")
+    serve.stop()
+    assert _processes_using(serve.data_dir) == []
+
+
+async def test_two_instances_with_different_data_dirs_run_side_by_side(serve_factory):
+    first, second = serve_factory("one"), serve_factory("two")
+    first.start()
+    second.start()
+    await asyncio.gather(first.wait_ready(), second.wait_ready())
+    assert first.state()["s3"]["endpoint_url"] != second.state()["s3"]["endpoint_url"]
+    first.stop()
+    second.stop()
+
+
+async def test_second_serve_on_the_same_data_dir_is_refused(serve_factory, tmp_path):
+    serve = serve_factory()
+    serve.start()
+    await serve.wait_ready()
+    other = ServeProcess(serve.data_dir, free_port())
+    other.start()
+    assert other.process is not None
+    assert other.process.wait(30) == 1
+    assert "another casevars process is using" in other.log.read_text()
+    serve.stop()
+
+
+async def test_startup_failing_half_way_stops_what_it_started(serve_factory):
+    serve = serve_factory()
+    serve.data_dir.mkdir()
+    # Postgres starts, then SeaweedFS cannot make its folder.
+    (serve.data_dir / "s3").write_text("not a folder")
+    serve.start()
+    assert serve.process is not None
+    assert serve.process.wait(60) == 1
+    assert _processes_using(serve.data_dir) == []
+    assert "Traceback" not in serve.log.read_text()
