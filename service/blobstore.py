@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +30,8 @@ T = TypeVar("T")
 READ_CHUNK_BYTES = 1024 * 1024
 # DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
+# A failed abort is retried this many times, backing off from 1 s to 30 s (~4 min).
+ABORT_RETRIES = 12
 
 # Errors that mean "S3 is not there or not answering": the client gets a 503.
 _CONNECTION_ERRORS = (
@@ -113,6 +115,30 @@ class BlobStore:
         self.bucket = bucket
         self._part_size = part_size
         self._parts_in_flight = parts_in_flight
+        # Aborts that failed (S3 was down) and are retried in the background.
+        self._retries: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Stop retrying aborts; the collector aborts what is still open later."""
+        for task in self._retries:
+            task.cancel()
+        await asyncio.gather(*self._retries, return_exceptions=True)
+
+    def _abort_later(self, key: str, upload_id: str) -> None:
+        task = asyncio.create_task(self._retry_abort(key, upload_id))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _retry_abort(self, key: str, upload_id: str) -> None:
+        delay = 1.0
+        for _ in range(ABORT_RETRIES):
+            await asyncio.sleep(delay)
+            try:
+                await self.abort_upload(key, upload_id)
+            except Unavailable:
+                delay = min(delay * 2, 30.0)
+            else:
+                return
 
     # --- reachability -------------------------------------------------------
 
@@ -130,7 +156,10 @@ class BlobStore:
 
     async def put_bytes(self, key: str, data: bytes) -> StoredBlob:
         """Store a value already in memory (a base64 value from a JSON body)."""
-        await _s3("PutObject", self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
+        await _s3(
+            "PutObject",
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=io.BytesIO(data)),
+        )
         return StoredBlob(size=len(data), sha256=hashlib.sha256(data).digest())
 
     async def put_stream(
@@ -143,7 +172,9 @@ class BlobStore:
         before the exception leaves; nothing is left in S3 but what a completed
         call reports.
         """
-        upload = _PartUploader(self._client, self.bucket, key, self._parts_in_flight)
+        upload = _PartUploader(
+            self._client, self.bucket, key, self._parts_in_flight, self._abort_later
+        )
         digest = hashlib.sha256()
         size = 0
         part: list[bytes] = []
@@ -170,7 +201,8 @@ class BlobStore:
             del part
             if upload.upload_id is None:
                 await _s3(
-                    "PutObject", self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+                    "PutObject",
+                    self._client.put_object(Bucket=self.bucket, Key=key, Body=io.BytesIO(body)),
                 )
             else:
                 if body:
@@ -294,8 +326,16 @@ class _PartUploader:
     """One multipart upload: created on the first full part, at most `in_flight`
     parts uploading at once, aborted on failure."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str, in_flight: int) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        in_flight: int,
+        abort_later: Callable[[str, str], None],
+    ) -> None:
         self._client = client
+        self._abort_later = abort_later
         self._bucket = bucket
         self._key = key
         self._slots = asyncio.Semaphore(in_flight)
@@ -358,11 +398,13 @@ class _PartUploader:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.upload_id is not None:
             upload_id, self.upload_id = self.upload_id, None
-            # S3 may still be down; the collector aborts what this could not.
-            with contextlib.suppress(Exception):
+            try:
                 await self._client.abort_multipart_upload(
                     Bucket=self._bucket, Key=self._key, UploadId=upload_id
                 )
+            except Exception:  # noqa: BLE001 - S3 may be down: retry later
+                # Retried in the background; the collector aborts what that misses.
+                self._abort_later(self._key, upload_id)
 
 
 def client_config(settings: Settings) -> AioConfig:
@@ -391,9 +433,13 @@ async def open_blob_store(settings: Settings, endpoints: Endpoints) -> AsyncIter
         aws_secret_access_key=endpoints.s3_secret_access_key,
         config=client_config(settings),
     ) as client:
-        yield BlobStore(
+        store = BlobStore(
             client,
             endpoints.s3_bucket,
             part_size=settings.s3_part_size,
             parts_in_flight=settings.s3_parts_in_flight,
         )
+        try:
+            yield store
+        finally:
+            await store.close()

@@ -17,7 +17,7 @@ def _encode_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def _init_connection(connection: asyncpg.Connection) -> None:
+async def init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
             type_name, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads
@@ -33,7 +33,7 @@ async def create_pool(dsn: str, *, max_size: int, timeout: float) -> asyncpg.Poo
             max_size=max_size,
             timeout=timeout,
             command_timeout=timeout,
-            init=_init_connection,
+            init=init_connection,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"Postgres is unavailable: {error}") from error

@@ -101,6 +101,13 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(
             _status_of(error), error.type_name, error.message, error.code, headers
         )
+    except errors.UploadAborted as error:
+        # The client went away or stalled; whatever it gets (if anything) ends the
+        # connection.
+        log.info("request.aborted", reason=str(error))
+        response = error_response(408, "RestException", f"Upload aborted: {error}")
+        response.force_close()
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 from service import blobstore
 from service.app import create_app
 from service.config import MIB, Endpoints, Settings
+from service.db import init_connection
 from service.embedded import EmbeddedServices
 from service.migrate import migrate
 
@@ -255,6 +256,7 @@ async def client(make_client: MakeClient) -> TestClient[web.Request, web.Applica
 async def db(endpoints: Endpoints) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to the test database, to check what the service stored."""
     connection = await asyncpg.connect(endpoints.dsn)
+    await init_connection(connection)
     yield connection
     await connection.close()
 

@@ -1,0 +1,34 @@
+"""Path parameters (case-instance ids and variable names) and the lookups shared by
+the variable and case-instance handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.errors import InvalidInput
+
+# Camunda's columns hold 64-character ids and 255-character names; casevars allows
+# 255 for both and refuses longer ones with a 400 instead of truncating.
+MAX_ID_LENGTH = 255
+MAX_NAME_LENGTH = 255
+
+
+def _checked(value: str, what: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidInput(f"The {what} is longer than {limit} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"The {what} contains a NUL character")
+    return value
+
+
+def case_id(request: web.Request) -> str:
+    return _checked(request.match_info["id"], "case instance id", MAX_ID_LENGTH)
+
+
+def variable_name(request: web.Request) -> str:
+    return _checked(request.match_info["name"], "variable name", MAX_NAME_LENGTH)
+
+
+def checked_name(name: str) -> str:
+    """A variable name from a body (modifications, deletions) checked like a path one."""
+    return _checked(name, "variable name", MAX_NAME_LENGTH)

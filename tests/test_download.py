@@ -1,0 +1,205 @@
+"""GET (and HEAD) /case-instance/{id}/variables/{name}/data (spec 5.3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import new_id
+from tests.faultproxy import FaultProxy
+from tests.forms import create_case, data_url, part, pattern, upload, upload_bytes
+
+CONTENT = pattern(100_000, seed=7)
+ETAG = f'"{hashlib.sha256(CONTENT).hexdigest()}"'
+
+
+@pytest.fixture
+async def case_id(client):
+    made = new_id()
+    await create_case(client, made)
+    assert (await upload_bytes(client, made, "bytes", CONTENT)).status == 204
+    return made
+
+
+async def test_bytes_headers(client, case_id):
+    response = await client.get(data_url(case_id, "bytes"))
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert "Content-Disposition" not in response.headers
+    assert response.headers["Content-Length"] == str(len(CONTENT))
+    assert response.headers["ETag"] == ETAG
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert await response.read() == CONTENT
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "expected_type", "disposition"),
+    [
+        (
+            "my report.txt",
+            "text/plain; encoding=UTF-8",
+            "text/plain; charset=UTF-8",
+            "attachment; filename=\"my report.txt\"; filename*=UTF-8''my%20report.txt",
+        ),
+        (
+            "naïve café.pdf",
+            "application/pdf",
+            "application/pdf",
+            "attachment; filename=\"naïve café.pdf\"; filename*=UTF-8''na%C3%AFve%20caf%C3%A9.pdf",
+        ),
+        (
+            "a~b*c_d-e.f+g",
+            None,
+            "application/octet-stream",
+            "attachment; filename=\"a~b*c_d-e.f+g\"; filename*=UTF-8''a%7Eb*c_d-e.f%2Bg",
+        ),
+    ],
+)
+async def test_file_headers(client, case_id, filename, content_type, expected_type, disposition):
+    response = await upload(
+        client,
+        case_id,
+        "file",
+        part("valueType", b"File"),
+        part("data", b"file content", content_type, filename=filename),
+    )
+    assert response.status == 204, await response.text()
+    response = await client.get(data_url(case_id, "file"))
+    assert response.status == 200
+    assert response.headers["Content-Type"] == expected_type
+    assert response.headers["Content-Disposition"] == disposition
+    assert await response.read() == b"file content"
+
+
+async def test_empty_value(client, case_id):
+    await upload_bytes(client, case_id, "empty", b"")
+    response = await client.get(data_url(case_id, "empty"))
+    assert response.status == 200
+    assert response.headers["Content-Length"] == "0"
+    assert await response.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=0-9", 0, 9),
+        ("bytes=99990-", 99990, 99999),
+        ("bytes=-5", 99995, 99999),
+        ("bytes=50000-200000", 50000, 99999),
+        ("bytes=-200000", 0, 99999),
+    ],
+)
+async def test_single_range(client, case_id, header, first, last):
+    response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
+    assert response.status == 206
+    assert response.headers["Content-Range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    assert response.headers["Content-Length"] == str(last - first + 1)
+    assert await response.read() == CONTENT[first : last + 1]
+
+
+@pytest.mark.parametrize(
+    "header", ["bytes=100000-", "bytes=200000-300000", "bytes=-0", "bytes=9-3"]
+)
+async def test_unsatisfiable_range_is_416(client, case_id, header):
+    response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
+    assert response.status == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
+    assert (await response.json())["type"] == "InvalidRequestException"
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=abc"])
+async def test_other_ranges_get_the_whole_value(client, case_id, header):
+    response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
+    assert response.status == 200
+    assert await response.read() == CONTENT
+
+
+async def test_if_range_with_a_stale_etag_gets_the_whole_value(client, case_id):
+    response = await client.get(
+        data_url(case_id, "bytes"), headers={"Range": "bytes=0-9", "If-Range": '"stale"'}
+    )
+    assert response.status == 200
+    current = await client.get(
+        data_url(case_id, "bytes"), headers={"Range": "bytes=0-9", "If-Range": ETAG}
+    )
+    assert current.status == 206
+
+
+@pytest.mark.parametrize("header", [ETAG, f"W/{ETAG}", f'"other", {ETAG}', "*"])
+async def test_if_none_match_is_304(client, case_id, header):
+    response = await client.get(data_url(case_id, "bytes"), headers={"If-None-Match": header})
+    assert response.status == 304
+    assert response.headers["ETag"] == ETAG
+    assert await response.read() == b""
+
+
+async def test_if_none_match_other_etag_is_200(client, case_id):
+    response = await client.get(data_url(case_id, "bytes"), headers={"If-None-Match": '"nope"'})
+    assert response.status == 200
+
+
+async def test_head_sends_headers_only(client, case_id):
+    response = await client.head(data_url(case_id, "bytes"))
+    assert response.status == 200
+    assert response.headers["Content-Length"] == str(len(CONTENT))
+    assert response.headers["ETag"] == ETAG
+    assert await response.read() == b""
+
+
+async def test_non_binary_variable_is_400(client, case_id):
+    await upload(
+        client,
+        case_id,
+        "obj",
+        part("type", b"java.util.List"),
+        part("data", b"[1]", "application/json"),
+    )
+    response = await client.get(data_url(case_id, "obj"))
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": f"Value of variable with id {case_id} is not a binary value.",
+        "code": None,
+    }
+
+
+async def test_missing_variable_is_404(client, case_id):
+    response = await client.get(data_url(case_id, "nope"))
+    assert response.status == 404
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": "case execution variable with name nope does not exist",
+        "code": None,
+    }
+
+
+async def test_unknown_case_instance_is_404(client):
+    response = await client.get(data_url("ghost", "v"))
+    assert response.status == 404
+    assert await response.json() == {
+        "type": "RestException",
+        "message": "Cannot get case execution variable v: case execution ghost doesn't exist: "
+        "caseExecution is null",
+        "code": 0,
+    }
+
+
+async def test_s3_unreachable_is_503(make_client, endpoints):
+    target = urlsplit(endpoints.s3_endpoint_url)
+    proxy = FaultProxy(target.hostname, target.port)
+    await proxy.start()
+    try:
+        proxied = dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+        client = await make_client(proxied, s3_timeout_seconds=1)
+        case_id = new_id()
+        await create_case(client, case_id)
+        assert (await upload_bytes(client, case_id, "v", b"x")).status == 204
+        await proxy.cut()
+        response = await client.get(data_url(case_id, "v"))
+        assert response.status == 503
+        assert (await response.json())["type"] == "RestException"
+    finally:
+        await proxy.close()
