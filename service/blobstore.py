@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiobotocore.session
+import aiohttp.payload
 import botocore.exceptions
 from aiobotocore.config import AioConfig
+from aiohttp.abc import AbstractStreamWriter
 
 from service.config import Endpoints, Settings, part_size_for
 from service.errors import BlobMissing, TooLarge, Unavailable
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Slices a part is written to the S3 connection in.
+WRITE_SLICE_BYTES = 1024 * 1024
 # Size of the chunks a download is read from S3 in.
 READ_CHUNK_BYTES = 1024 * 1024
 # DeleteObjects takes at most 1,000 keys per request.
@@ -167,19 +171,18 @@ class BlobStore:
     ) -> StoredBlob:
         """Stream chunks into the object `key`; TooLarge past max_bytes.
 
-        Memory stays below (parts in flight + 2) x part size whatever the size of
-        the value. On any error or cancellation a multipart upload is aborted
-        before the exception leaves; nothing is left in S3 but what a completed
-        call reports.
+        Memory stays at (parts in flight + 1) part buffers whatever the size of the
+        value. On any error or cancellation a multipart upload is aborted before the
+        exception leaves (or, if S3 is down, retried in the background); nothing is
+        left in S3 but what a completed call reports.
         """
         upload = _PartUploader(
             self._client, self.bucket, key, self._parts_in_flight, self._abort_later
         )
         digest = hashlib.sha256()
         size = 0
-        part: list[bytes] = []
-        part_filled = 0
-        part_limit = part_size_for(0, self._part_size)
+        buffer = upload.buffers.take(part_size_for(0, self._part_size))
+        filled = 0
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -187,27 +190,16 @@ class BlobStore:
                     raise TooLarge(f"The value is larger than the limit of {max_bytes} bytes")
                 digest.update(chunk)
                 view = memoryview(chunk)
-                while len(view) > part_limit - part_filled:
-                    take = part_limit - part_filled
-                    part.append(bytes(view[:take]))
+                while len(view) >= len(buffer) - filled:
+                    take = len(buffer) - filled
+                    buffer[filled:] = view[:take]
                     view = view[take:]
-                    await upload.send(b"".join(part))
-                    part, part_filled = [], 0
-                    part_limit = part_size_for(upload.parts_sent, self._part_size)
-                if view:
-                    part.append(chunk if len(view) == len(chunk) else bytes(view))
-                    part_filled += len(view)
-            body = b"".join(part)
-            del part
-            if upload.upload_id is None:
-                await _s3(
-                    "PutObject",
-                    self._client.put_object(Bucket=self.bucket, Key=key, Body=io.BytesIO(body)),
-                )
-            else:
-                if body:
-                    await upload.send(body)
-                await upload.complete()
+                    await upload.send(buffer, len(buffer))
+                    buffer = upload.buffers.take(part_size_for(upload.parts_sent, self._part_size))
+                    filled = 0
+                buffer[filled : filled + len(view)] = view
+                filled += len(view)
+            await upload.finish(buffer, filled)
         except BaseException:
             await finish_even_if_cancelled(upload.abort())
             raise
@@ -322,9 +314,75 @@ async def _pages(pages: AsyncIterable[Any], action: str) -> AsyncIterator[Any]:
         yield page
 
 
+class _PartBody:
+    """A part's bytes as botocore (length, seek, read for signing) and aiohttp (write)
+    use them, without copying the reused part buffer."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def read(self, size: int = -1) -> memoryview:
+        end = len(self.view) if size < 0 else min(len(self.view), self._position + size)
+        chunk = self.view[self._position : end]
+        self._position = end
+        return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self.view)}
+        self._position = max(0, min(len(self.view), base[whence] + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
+class _PartBodyPayload(aiohttp.payload.Payload):
+    """Writes a _PartBody to the socket in large slices (aiohttp's BytesIO payload
+    yields to the loop every 64 KiB, which costs more than the copy it saves)."""
+
+    _value: _PartBody
+
+    def __init__(self, value: _PartBody, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value.view).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = self._value.view
+        for start in range(0, len(view), WRITE_SLICE_BYTES):
+            await writer.write(view[start : start + WRITE_SLICE_BYTES])
+
+
+aiohttp.payload.PAYLOAD_REGISTRY.register(_PartBodyPayload, _PartBody)
+
+
+class _Buffers:
+    """Part buffers, reused: at most (parts in flight + 1) exist for one upload."""
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        while self._free:
+            buffer = self._free.pop()
+            if len(buffer) == size:
+                return buffer
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        self._free.append(buffer)
+
+
 class _PartUploader:
-    """One multipart upload: created on the first full part, at most `in_flight`
-    parts uploading at once, aborted on failure."""
+    """One value's upload: a single PutObject if it ends within the first part, else a
+    multipart upload created on the first full part, with at most `in_flight` parts
+    uploading at once; aborted on failure."""
 
     def __init__(
         self,
@@ -340,11 +398,13 @@ class _PartUploader:
         self._key = key
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
+        self.buffers = _Buffers()
         self.upload_id: str | None = None
         self.parts_sent = 0
 
-    async def send(self, body: bytes) -> None:
-        """Start uploading the next part; waits while all slots are busy."""
+    async def send(self, buffer: bytearray, length: int) -> None:
+        """Start uploading the next part from buffer; waits while all slots are busy.
+        The buffer goes back to self.buffers once S3 has it."""
         if self.upload_id is None:
             created = await _s3(
                 "CreateMultipartUpload",
@@ -354,7 +414,9 @@ class _PartUploader:
         await self._slots.acquire()
         self._raise_failed()
         self.parts_sent += 1
-        task = asyncio.create_task(self._upload_part(self.parts_sent, body, self.upload_id))
+        task = asyncio.create_task(
+            self._upload_part(self.parts_sent, buffer, length, self.upload_id)
+        )
         self._tasks.append(task)
 
     def _raise_failed(self) -> None:
@@ -362,7 +424,9 @@ class _PartUploader:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    async def _upload_part(self, number: int, body: bytes, upload_id: str) -> CompletedPartTypeDef:
+    async def _upload_part(
+        self, number: int, buffer: bytearray, length: int, upload_id: str
+    ) -> CompletedPartTypeDef:
         try:
             response = await _s3(
                 "UploadPart",
@@ -371,15 +435,25 @@ class _PartUploader:
                     Key=self._key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=io.BytesIO(body),
+                    Body=_PartBody(memoryview(buffer)[:length]),  # type: ignore[arg-type]
                 ),
             )
             return {"PartNumber": number, "ETag": response["ETag"]}
         finally:
+            self.buffers.give(buffer)
             self._slots.release()
 
-    async def complete(self) -> None:
-        assert self.upload_id is not None
+    async def finish(self, buffer: bytearray, length: int) -> None:
+        """Send the last (possibly only) part and complete the upload."""
+        if self.upload_id is None:
+            body = _PartBody(memoryview(buffer)[:length])
+            await _s3(
+                "PutObject",
+                self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body),  # type: ignore[arg-type]
+            )
+            return
+        if length:
+            await self.send(buffer, length)
         parts = await asyncio.gather(*self._tasks)
         await _s3(
             "CompleteMultipartUpload",
