@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiobotocore.session
 import aiohttp
@@ -67,7 +67,7 @@ class RssSampler:
             self.peak = max(self.peak, rss_bytes(self.pid))
             await asyncio.sleep(0.02)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self.peak = rss_bytes(self.pid)
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
@@ -286,7 +286,7 @@ async def main(sizes_mib: list[int]) -> None:
                 f"{service[1] / straight[1]:>10.2f}"
             )
         print(
-            f"peak RSS above idle: "
+            "peak RSS above idle: "
             + ", ".join(
                 f"{size} MiB value: {(peak - idle) / MIB:.1f} MiB" for size, peak in peaks.items()
             )
