@@ -184,7 +184,7 @@ async def direct(s3: dict[str, Any], size: int, expected: str) -> tuple[float, f
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=part_number,
-                    Body=_PartBody(memoryview(part)[:length]),
+                    Body=_PartBody(memoryview(part)[:length]),  # type: ignore[arg-type]
                 )
                 return {"PartNumber": part_number, "ETag": response["ETag"]}
             finally:
@@ -205,7 +205,10 @@ async def direct(s3: dict[str, Any], size: int, expected: str) -> tuple[float, f
             tasks.append(asyncio.create_task(send(number, buffer, filled)))
         parts = await asyncio.gather(*tasks)
         await client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
         )
         upload_seconds = time.perf_counter() - started
 
