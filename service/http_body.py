@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from service import jsontext
 from service.errors import InvalidInput, TooLarge, UnsupportedMediaType, UploadAborted
+
+JSON_CONTENT_TYPE = "application/json"
 
 NOT_SUPPORTED = "NotSupportedException"
 
@@ -23,20 +24,6 @@ def unsupported_media_type(request: web.Request) -> UnsupportedMediaType:
         f"HTTP 415 Unsupported Media Type: {request.content_type or 'no Content-Type'}",
         type_name=NOT_SUPPORTED,
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"not JSON: {name}")
-
-
-def parse_json(raw: bytes) -> Any:
-    """Parse JSON; integers beyond 64 bits (which orjson refuses) are parsed exactly."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits; the standard library keeps them
-        # exact. NaN and Infinity are not JSON, so they stay refused.
-        return json.loads(raw, parse_constant=_reject_constant)
 
 
 async def read_json(request: web.Request, *, limit: int, required: bool = True) -> Any:
@@ -62,6 +49,11 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
     except ConnectionResetError as error:
         raise UploadAborted("the client closed the connection") from error
     try:
-        return parse_json(bytes(buffer))
+        return jsontext.loads(bytes(buffer))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("") from None
+
+
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    """A JSON response, exact for integers of any size."""
+    return web.Response(body=jsontext.dumps(body), status=status, content_type=JSON_CONTENT_TYPE)

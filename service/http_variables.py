@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from service import http_paths, keys, mime
+from service import http_paths, jsontext, keys, mime
 from service.blobstore import BlobStore, finish_even_if_cancelled
 from service.errors import (
     REST,
@@ -22,7 +22,7 @@ from service.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from service.http_body import NOT_SUPPORTED, parse_json
+from service.http_body import NOT_SUPPORTED
 from service.http_multipart import DataPart, Form, is_multipart_form, read_form
 from service.repository import Blob, NewValue, NoSuchCaseInstance, StoredVariable
 
@@ -153,7 +153,7 @@ async def _object_value(form: Form, blobs: BlobStore, max_json: int) -> NewValue
     raw = await _data_bytes(data, blobs, max_json)
     try:
         text = raw.decode("utf-8")
-        parsed = parse_json(raw)
+        parsed = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise InvalidInput(f"Could not deserialize JSON object: {error}") from None
     if parsed is None:
