@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from service import http_paths, keys
+from service import http_paths, http_variables, keys
 from service.errors import InvalidInput, NotFound
-from service.http_body import read_json
-from service.repository import CaseInstance
+from service.http_body import json_response, read_json
+from service.repository import (
+    SORT_COLUMNS,
+    VARIABLE_OPERATORS,
+    CaseInstance,
+    CaseQuery,
+    VariableCondition,
+)
+from service.values import format_date, parse_date
 
 # Body keys of PUT /case-instance/{id} and the columns they fill.
 _FIELDS = {
@@ -43,7 +53,7 @@ async def get_case_instance(request: web.Request) -> web.Response:
     case = await request.app[keys.REPOSITORY].get_case_instance(case_id)
     if case is None:
         raise _not_found(case_id)
-    return web.json_response(case_instance_json(case))
+    return json_response(case_instance_json(case))
 
 
 def _fields(body: Any) -> dict[str, str | None]:
@@ -68,7 +78,7 @@ async def put_case_instance(request: web.Request) -> web.Response:
     body = await read_json(request, limit=settings.max_json_bytes, required=False)
     fields = _fields(body)
     case, created = await request.app[keys.REPOSITORY].put_case_instance(case_id, fields)
-    return web.json_response(case_instance_json(case), status=201 if created else 200)
+    return json_response(case_instance_json(case), status=201 if created else 200)
 
 
 async def delete_case_instance(request: web.Request) -> web.Response:
@@ -77,3 +87,217 @@ async def delete_case_instance(request: web.Request) -> web.Response:
     if not await request.app[keys.REPOSITORY].delete_case_instance(case_id):
         raise _not_found(case_id)
     return web.Response(status=204)
+
+
+# --- creation from a case definition (spec 9) ------------------------------------
+
+
+async def create_from_definition(request: web.Request) -> web.Response:
+    """POST /case-definition/key/{key}/create: a new instance with a generated id and
+    its first variables, in one transaction; nothing is created on a bad variable."""
+    key = http_paths.checked_key(request.match_info["key"])
+    body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
+    body = {} if body is None else body
+    if not isinstance(body, dict):
+        raise InvalidInput("")
+    business_key = body.get("businessKey")
+    if business_key is not None and not isinstance(business_key, str):
+        raise InvalidInput("")
+    prefix = f"Cannot instantiate case definition {key}: "
+    values = http_variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
+    case = CaseInstance(str(uuid.uuid4()), business_key, key, None, None)
+    pending = http_variables.PendingBlobs(request)
+    stored = {}
+    try:
+        stored = await pending.stored(values)
+        await request.app[keys.REPOSITORY].create_case_instance(case, stored)
+    except BaseException:
+        stored = {}
+        raise
+    finally:
+        await pending.discard_unused(stored)
+    return json_response(case_instance_json(case))
+
+
+# --- queries (spec 4) --------------------------------------------------------------
+
+# Filters Camunda has that need process instances, deployments or case hierarchies.
+UNSUPPORTED_FILTERS = (
+    "deploymentId",
+    "superProcessInstance",
+    "subProcessInstance",
+    "superCaseInstance",
+    "subCaseInstance",
+)
+QUERY_OPERATORS = (*VARIABLE_OPERATORS, "like")
+
+
+def _bad_parameter(name: str, value: object) -> InvalidInput:
+    return InvalidInput(f"Cannot set query parameter '{name}' to value '{value}'")
+
+
+def _paging(request: web.Request) -> tuple[int, int | None]:
+    """firstResult and maxResults from the query string (both optional, 0 and more)."""
+    found: dict[str, int | None] = {"firstResult": 0, "maxResults": None}
+    for name in found:
+        raw = request.query.get(name)
+        if raw is None:
+            continue
+        if not raw.isdigit():
+            raise _bad_parameter(name, raw)
+        found[name] = int(raw)
+    return found["firstResult"] or 0, found["maxResults"]
+
+
+def _query_value(value: Any) -> tuple[Any, bool]:
+    """A condition's value as Camunda resolves it: text in the REST date format is a
+    date, anything else is used as it is. Returns (value, is_date)."""
+    if isinstance(value, str):
+        try:
+            return format_date(parse_date(value)), True
+        except ValueError:
+            return value, False
+    if isinstance(value, bool | int | float) or value is None:
+        return value, False
+    raise InvalidInput("")
+
+
+def _condition(name: Any, operator: Any, value: Any) -> VariableCondition:
+    if not isinstance(name, str) or not isinstance(operator, str):
+        raise InvalidInput("")
+    if operator not in QUERY_OPERATORS:
+        raise InvalidInput(f"Invalid variable comparator specified: {operator}")
+    resolved, is_date = _query_value(value)
+    if operator == "like" and not isinstance(resolved, str):
+        raise InvalidInput("Only string values can be used with 'like' condition")
+    return VariableCondition(name, operator, resolved, is_date)
+
+
+def _conditions_from_text(text: str) -> tuple[VariableCondition, ...]:
+    conditions = []
+    for expression in text.split(","):
+        triple = expression.split("_")
+        if len(triple) != 3:
+            raise InvalidInput("variable query parameter has to have format KEY_OPERATOR_VALUE.")
+        conditions.append(_condition(*triple))
+    return tuple(conditions)
+
+
+def _sorting(pairs: list[tuple[Any, Any]]) -> tuple[tuple[str, str], ...]:
+    checked = []
+    for sort_by, sort_order in pairs:
+        if sort_by not in SORT_COLUMNS:
+            raise _bad_parameter("sortBy", sort_by)
+        if sort_order not in {"asc", "desc"}:
+            raise _bad_parameter("sortOrder", sort_order)
+        checked.append((sort_by, sort_order))
+    return tuple(checked)
+
+
+def _flag(value: Any) -> bool:
+    """JAX-RS and Jackson booleans: `true` in any letter case, or JSON true."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]) -> CaseQuery:
+    """The query from filters read from the query string or a JSON body."""
+    for name in UNSUPPORTED_FILTERS:
+        if filters.get(name) is not None:
+            raise InvalidInput(
+                f"The filter '{name}' is not supported: casevars has no process instances, "
+                "deployments or case hierarchies"
+            )
+    texts = {}
+    for name in ("caseInstanceId", "businessKey", "caseDefinitionKey", "caseDefinitionId"):
+        value = filters.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput("")
+        texts[name] = value
+    tenants = filters.get("tenantIdIn")
+    if isinstance(tenants, str):
+        tenants = tenants.split(",")
+    if tenants is not None and not (
+        isinstance(tenants, list) and all(isinstance(t, str) for t in tenants)
+    ):
+        raise InvalidInput("")
+    return CaseQuery(
+        case_instance_id=texts["caseInstanceId"],
+        business_key=texts["businessKey"],
+        case_definition_key=texts["caseDefinitionKey"],
+        case_definition_id=texts["caseDefinitionId"],
+        tenant_ids=None if tenants is None else tuple(tenants),
+        without_tenant_id=_flag(filters.get("withoutTenantId")),
+        variables=conditions,
+        variable_names_ignore_case=_flag(filters.get("variableNamesIgnoreCase")),
+        variable_values_ignore_case=_flag(filters.get("variableValuesIgnoreCase")),
+        match_nothing=_flag(filters.get("completed")) or _flag(filters.get("terminated")),
+    )
+
+
+def _query_from_string(request: web.Request) -> CaseQuery:
+    params = request.query
+    conditions = _conditions_from_text(params["variables"]) if "variables" in params else ()
+    query = _query(params, conditions)
+    sort_by, sort_order = params.get("sortBy"), params.get("sortOrder")
+    if (sort_by is None) != (sort_order is None):
+        raise InvalidInput(
+            "Only a single sorting parameter specified. sortBy and sortOrder required"
+        )
+    if sort_by is None:
+        return query
+    return dataclasses.replace(query, sorting=_sorting([(sort_by, sort_order)]))
+
+
+def _query_from_body(body: Any) -> CaseQuery:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidInput("")
+    raw_conditions = body.get("variables") or []
+    raw_sorting = body.get("sorting") or []
+    if not isinstance(raw_conditions, list) or not isinstance(raw_sorting, list):
+        raise InvalidInput("")
+    if not all(isinstance(item, dict) for item in [*raw_conditions, *raw_sorting]):
+        raise InvalidInput("")
+    conditions = tuple(
+        _condition(item.get("name"), item.get("operator"), item.get("value"))
+        for item in raw_conditions
+    )
+    query = _query(body, conditions)
+    sorting = _sorting([(item.get("sortBy"), item.get("sortOrder")) for item in raw_sorting])
+    return dataclasses.replace(query, sorting=sorting)
+
+
+async def _listed(request: web.Request, query: CaseQuery) -> web.Response:
+    first, limit = _paging(request)
+    found = await request.app[keys.REPOSITORY].query_case_instances(query, first=first, limit=limit)
+    return json_response([case_instance_json(case) for case in found])
+
+
+async def _counted(query: CaseQuery, request: web.Request) -> web.Response:
+    return json_response({"count": await request.app[keys.REPOSITORY].count_case_instances(query)})
+
+
+async def list_case_instances(request: web.Request) -> web.Response:
+    """GET /case-instance."""
+    return await _listed(request, _query_from_string(request))
+
+
+async def count_case_instances(request: web.Request) -> web.Response:
+    """GET /case-instance/count."""
+    return await _counted(_query_from_string(request), request)
+
+
+async def _body_query(request: web.Request) -> CaseQuery:
+    limit = request.app[keys.SETTINGS].max_json_bytes
+    return _query_from_body(await read_json(request, limit=limit, required=False))
+
+
+async def query_case_instances(request: web.Request) -> web.Response:
+    """POST /case-instance: the same query with a JSON body (not a creation)."""
+    return await _listed(request, await _body_query(request))
+
+
+async def query_case_instance_count(request: web.Request) -> web.Response:
+    """POST /case-instance/count."""
+    return await _counted(await _body_query(request), request)

@@ -32,3 +32,8 @@ def variable_name(request: web.Request) -> str:
 def checked_name(name: str) -> str:
     """A variable name from a body (modifications, deletions) checked like a path one."""
     return _checked(name, "variable name", MAX_NAME_LENGTH)
+
+
+def checked_key(key: str) -> str:
+    """A case definition key from the path."""
+    return _checked(key, "case definition key", MAX_ID_LENGTH)

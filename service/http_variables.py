@@ -5,9 +5,11 @@ one, blobstore.py and repository.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,9 +24,10 @@ from service.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from service.http_body import NOT_SUPPORTED
+from service.http_body import NOT_SUPPORTED, json_response, read_json
 from service.http_multipart import DataPart, Form, is_multipart_form, read_form
 from service.repository import Blob, NewValue, NoSuchCaseInstance, StoredVariable
+from service.values import ParsedValue, ShapeProblem, ValueProblem, parse_value, render_value
 
 log = structlog.get_logger("casevars.variables")
 
@@ -392,3 +395,221 @@ async def _stream(
                 request.transport.abort()
             return
     await response.write_eof()
+
+
+# --- JSON variable routes (spec 5.1, 5.2, 5.4, 5.6, 5.7) ---------------------------
+
+# Bytes contents fetched from S3 at once while a list of variables is rendered.
+INLINE_FETCHES_AT_ONCE = 8
+
+Prefixes = tuple[str, str, str]  # conversion, engine and lookup message prefixes
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """JAX-RS boolean parsing: `true` in any letter case is true, anything else false;
+    absent means the default, true."""
+    raw = request.query.get(name)
+    return True if raw is None else raw.lower() == "true"
+
+
+def data_url(case_id: str, name: str) -> str:
+    return f"/case-instance/{mime.url_encode(case_id)}/variables/{mime.url_encode(name)}/data"
+
+
+async def render_variable(
+    request: web.Request, case_id: str, variable: StoredVariable, *, deserialize: bool
+) -> dict[str, Any]:
+    """The value object of GET responses; Bytes content inline up to the configured limit."""
+    if variable.type == "Bytes" and variable.blob is not None:
+        blob = variable.blob
+        if blob.size <= request.app[keys.SETTINGS].inline_bytes_limit:
+            content = await request.app[keys.BLOBS].read_all(blob.key)
+            return render_value("Bytes", None, {}, deserialize=deserialize, content=content)
+        url = data_url(case_id, variable.name)
+        return render_value(
+            "Bytes", None, {}, deserialize=deserialize, size=blob.size, data_url=url
+        )
+    return render_value(variable.type, variable.value, variable.value_info, deserialize=deserialize)
+
+
+async def get_variables(request: web.Request) -> web.Response:
+    """GET /case-instance/{id}/variables: name -> value object."""
+    case_id = http_paths.case_id(request)
+    deserialize = query_flag(request, "deserializeValues")
+    try:
+        variables = await request.app[keys.REPOSITORY].list_variables(case_id)
+    except NoSuchCaseInstance:
+        raise NotFound(
+            missing_case_on_read(case_id), type_name=NOT_FOUND_EXCEPTION, code=0
+        ) from None
+    fetches = asyncio.Semaphore(INLINE_FETCHES_AT_ONCE)
+
+    async def render(variable: StoredVariable) -> dict[str, Any]:
+        async with fetches:
+            return await render_variable(request, case_id, variable, deserialize=deserialize)
+
+    rendered = await asyncio.gather(*(render(variable) for variable in variables))
+    return json_response({v.name: shown for v, shown in zip(variables, rendered, strict=True)})
+
+
+async def get_variable(request: web.Request) -> web.Response:
+    """GET /case-instance/{id}/variables/{name}."""
+    case_id = http_paths.case_id(request)
+    name = http_paths.variable_name(request)
+    variable = await stored_variable(request, case_id, name)
+    deserialize = query_flag(request, "deserializeValue")
+    return json_response(await render_variable(request, case_id, variable, deserialize=deserialize))
+
+
+def value_problem(problem: ValueProblem, prefixes: Prefixes) -> InvalidInput:
+    """A refused value, worded as the route Camunda answers it from words it."""
+    conversion_prefix, engine_prefix, _ = prefixes
+    if problem.kind == "illegal_argument":
+        return InvalidInput(problem.message, type_name=ILLEGAL_ARGUMENT)
+    if problem.kind == "engine":
+        return InvalidInput(engine_prefix + problem.message, type_name=REST)
+    return InvalidInput(conversion_prefix + problem.message)
+
+
+def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
+    """Every value of a {name: value object} map, all converted before any is used;
+    refusals in Camunda's order: shape, then conversion, then engine problems."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("")
+    parsed: dict[str, ParsedValue] = {}
+    problems: list[ValueProblem] = []
+    for name, obj in raw.items():
+        http_paths.checked_name(name)
+        try:
+            parsed[name] = parse_value(name, obj)
+        except ShapeProblem:
+            raise InvalidInput("") from None
+        except ValueProblem as problem:
+            problems.append(problem)
+    first = next((p for p in problems if p.kind != "engine"), None) or next(iter(problems), None)
+    if first is not None:
+        raise value_problem(first, prefixes)
+    return parsed
+
+
+class PendingBlobs:
+    """Contents of Bytes and File values written to new pending blobs; whatever is not
+    made live by the end of the request becomes garbage."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._repository = request.app[keys.REPOSITORY]
+        self._blobs = request.app[keys.BLOBS]
+        self._prefix = request.app[keys.ENDPOINTS].s3_prefix
+        self.keys: list[str] = []
+
+    async def stored(self, values: dict[str, ParsedValue]) -> dict[str, NewValue]:
+        """The values to store (transient ones left out), contents uploaded."""
+        stored = {}
+        for name, value in values.items():
+            if value.transient:
+                continue
+            blob = None
+            if value.content is not None:
+                key = new_blob_key(self._prefix)
+                await self._repository.add_pending_blob(key)
+                self.keys.append(key)
+                written = await self._blobs.put_bytes(key, value.content)
+                blob = Blob(key, written.size, written.sha256)
+            stored[name] = NewValue(value.type, value.value, value.value_info, blob)
+        return stored
+
+    async def discard_unused(self, used: dict[str, NewValue]) -> None:
+        live = {new.blob.key for new in used.values() if new.blob is not None}
+        unused = [key for key in self.keys if key not in live]
+        if unused:
+            await finish_even_if_cancelled(self._repository.discard_blobs(unused))
+
+
+async def write_values(
+    request: web.Request,
+    case_id: str,
+    values: dict[str, ParsedValue],
+    deletions: list[str],
+    lookup_message: str,
+) -> None:
+    """Store values and apply deletions in one transaction; 404 with lookup_message
+    when the case instance does not exist (and may not be created)."""
+    auto_create = request.app[keys.SETTINGS].auto_create_case_instances
+    repository = request.app[keys.REPOSITORY]
+    pending = PendingBlobs(request)
+    stored: dict[str, NewValue] = {}
+    try:
+        if not (auto_create or await repository.case_instance_exists(case_id)):
+            raise NotFound(lookup_message, type_name=REST, code=0)
+        stored = await pending.stored(values)
+        if stored or deletions:
+            await repository.write_variables(
+                case_id, stored, deletions, create_case_instance=auto_create and bool(stored)
+            )
+    except NoSuchCaseInstance:
+        stored = {}
+        raise NotFound(lookup_message, type_name=REST, code=0) from None
+    finally:
+        await pending.discard_unused(stored)
+
+
+def _put_prefixes(name: str) -> Prefixes:
+    prefix = f"Cannot put case execution variable {name}: "
+    return prefix, prefix, prefix
+
+
+async def put_variable(request: web.Request) -> web.Response:
+    """PUT /case-instance/{id}/variables/{name}: create or replace one variable."""
+    case_id = http_paths.case_id(request)
+    name = http_paths.variable_name(request)
+    body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes)
+    values = parse_values({name: body}, _put_prefixes(name))
+    lookup = f"Cannot put case execution variable {name}: {_missing_case_on_write(case_id)}"
+    await write_values(request, case_id, values, [], lookup)
+    return web.Response(status=204)
+
+
+async def delete_variable(request: web.Request) -> web.Response:
+    """DELETE /case-instance/{id}/variables/{name}: fine if the variable does not exist."""
+    case_id = http_paths.case_id(request)
+    name = http_paths.variable_name(request)
+    try:
+        await request.app[keys.REPOSITORY].delete_variable(case_id, name)
+    except NoSuchCaseInstance:
+        message = f"Cannot delete case execution variable {name}: {_missing_case_on_write(case_id)}"
+        raise NotFound(message, type_name=REST, code=0) from None
+    return web.Response(status=204)
+
+
+def _deletions(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise InvalidInput("")
+    return [http_paths.checked_name(name) for name in raw]
+
+
+async def modify_variables(request: web.Request) -> web.Response:
+    """POST /case-instance/{id}/variables: modifications and deletions, all or nothing."""
+    case_id = http_paths.case_id(request)
+    body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidInput("")
+    engine_prefix = f"Cannot modify variables for case execution {case_id}: "
+    prefixes = ("Cannot modify variables for case execution: ", engine_prefix, engine_prefix)
+    values = parse_values(body.get("modifications"), prefixes)
+    deletions = _deletions(body.get("deletions"))
+    both = next((name for name in values if name in set(deletions)), None)
+    if both is not None:
+        raise InvalidInput(
+            f"{engine_prefix}Cannot set and remove a variable with the same variable name: "
+            f"'{both}' within a command.",
+            type_name=REST,
+            code=0,
+        )
+    await write_values(
+        request, case_id, values, deletions, engine_prefix + _missing_case_on_write(case_id)
+    )
+    return web.Response(status=204)

@@ -354,6 +354,22 @@ class Repository:
         case instance does not."""
         await self.write_variables(case_id, {}, [name])
 
+    # --- case-instance queries ------------------------------------------------
+
+    async def query_case_instances(
+        self, query: CaseQuery, *, first: int, limit: int | None
+    ) -> list[CaseInstance]:
+        sql, arguments = case_query_sql(query, first=first, limit=limit)
+        async with self._connection() as connection:
+            rows = await connection.fetch(sql, *arguments)
+        return [_case(row) for row in rows]
+
+    async def count_case_instances(self, query: CaseQuery) -> int:
+        sql, arguments = case_count_sql(query)
+        async with self._connection() as connection:
+            count = await connection.fetchval(sql, *arguments)
+        return int(count)
+
     # --- blob life cycle ------------------------------------------------------
 
     async def add_pending_blob(self, key: str) -> None:
@@ -383,3 +399,146 @@ class Repository:
                 list(keys),
                 self._grace,
             )
+
+
+# --- case-instance queries ------------------------------------------------------
+
+VARIABLE_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<="}
+SORT_COLUMNS = {
+    "caseInstanceId": "id",
+    "caseDefinitionKey": "case_definition_key",
+    "caseDefinitionId": "case_definition_id",
+    "tenantId": "tenant_id",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableCondition:
+    """`name operator value` on a variable of the case instance. value is a JSON scalar;
+    a date value is already in the stored form (UTC text) and compares with Date
+    variables only."""
+
+    name: str
+    operator: str  # a key of VARIABLE_OPERATORS, or "like"
+    value: Any
+    is_date: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseQuery:
+    case_instance_id: str | None = None
+    business_key: str | None = None
+    case_definition_key: str | None = None
+    case_definition_id: str | None = None
+    tenant_ids: tuple[str, ...] | None = None
+    without_tenant_id: bool = False
+    variables: tuple[VariableCondition, ...] = ()
+    variable_names_ignore_case: bool = False
+    variable_values_ignore_case: bool = False
+    # completed=true or terminated=true: casevars's instances are always active.
+    match_nothing: bool = False
+    # (sortBy key of SORT_COLUMNS, "asc" | "desc"), applied in order.
+    sorting: tuple[tuple[str, str], ...] = ()
+
+
+class _Where:
+    """WHERE clauses with their parameters numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.arguments: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.arguments.append(value)
+        return f"${len(self.arguments)}"
+
+    def add(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+
+
+def _value_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
+    """The comparison of v.value with the condition's value, by the value's JSON type."""
+    value = condition.value
+    if value is None:
+        is_null = "jsonb_typeof(coalesce(v.value, 'null'::jsonb)) = 'null'"
+        return is_null if condition.operator == "eq" else f"NOT {is_null}"
+    if isinstance(value, bool):
+        operator = VARIABLE_OPERATORS[condition.operator]
+        return (
+            f"jsonb_typeof(v.value) = 'boolean' AND (v.value)::boolean {operator} "
+            f"{where.bind(value)}"
+        )
+    if isinstance(value, int | float):
+        operator = VARIABLE_OPERATORS[condition.operator]
+        return (
+            f"jsonb_typeof(v.value) = 'number' AND (v.value)::numeric {operator} "
+            f"{where.bind(str(value))}::numeric"
+        )
+    text = str(value)
+    column = "v.value #>> '{}'"
+    if query.variable_values_ignore_case:
+        column, text = f"lower({column})", text.lower()
+    operator = "LIKE" if condition.operator == "like" else VARIABLE_OPERATORS[condition.operator]
+    return (
+        f"jsonb_typeof(v.value) = 'string' AND {column} {operator} {where.bind(text)} COLLATE \"C\""
+    )
+
+
+def _variable_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
+    name_column, name = "v.name", condition.name
+    if query.variable_names_ignore_case:
+        name_column, name = "lower(v.name)", name.lower()
+    parts = [f"{name_column} = {where.bind(name)}", _value_clause(where, condition, query)]
+    if condition.is_date:
+        parts.append("v.type = 'Date'")
+    return (
+        "EXISTS (SELECT 1 FROM variable v WHERE v.case_instance_id = c.id AND "
+        + " AND ".join(parts)
+        + ")"
+    )
+
+
+def _where(query: CaseQuery) -> _Where:
+    where = _Where()
+    if query.match_nothing:
+        where.add("FALSE")
+    for column, value in (
+        ("id", query.case_instance_id),
+        ("business_key", query.business_key),
+        ("case_definition_key", query.case_definition_key),
+        ("case_definition_id", query.case_definition_id),
+    ):
+        if value is not None:
+            where.add(f"c.{column} = {where.bind(value)}")
+    if query.tenant_ids is not None:
+        where.add(f"c.tenant_id = ANY({where.bind(list(query.tenant_ids))}::text[])")
+    if query.without_tenant_id:
+        where.add("c.tenant_id IS NULL")
+    for condition in query.variables:
+        where.add(_variable_clause(where, condition, query))
+    return where
+
+
+def case_query_sql(query: CaseQuery, *, first: int, limit: int | None) -> tuple[str, list[Any]]:
+    where = _where(query)
+    order = [
+        f"c.{SORT_COLUMNS[key]} {'DESC' if direction == 'desc' else 'ASC'} NULLS LAST"
+        for key, direction in query.sorting
+    ]
+    order.append("c.id ASC")  # a stable order makes paging repeatable
+    offset = where.bind(first)
+    limit_sql = "ALL" if limit is None else where.bind(limit)
+    columns = ", ".join(f"c.{column}" for column in _CASE_COLUMNS.split(", "))
+    sql = (
+        f"SELECT {columns} FROM case_instance c WHERE {where.sql()} "
+        f"ORDER BY {', '.join(order)} OFFSET {offset} LIMIT {limit_sql}"
+    )
+    return sql, where.arguments
+
+
+def case_count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
+    where = _where(query)
+    return f"SELECT count(*) FROM case_instance c WHERE {where.sql()}", where.arguments
