@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import blobstore, db, keys, routes
+from service import blobstore, collector, db, keys, routes
 from service.config import Endpoints, Settings
 from service.http_errors import error_middleware
 from service.repository import Repository
@@ -19,8 +20,10 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
         app[keys.ENDPOINTS].dsn,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_timeout_seconds,
+        gc_grace_seconds=settings.gc_grace_seconds,
     )
-    app[keys.REPOSITORY] = Repository(pool, garbage_grace_seconds=settings.gc_grace_seconds)
+    app[keys.POOL] = pool
+    app[keys.REPOSITORY] = Repository(pool)
     yield
     await asyncio.wait_for(pool.close(), timeout=settings.db_timeout_seconds)
 
@@ -31,6 +34,29 @@ async def _s3(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _collector(app: web.Application) -> AsyncIterator[None]:
+    """The collector runs in the background every collector_interval_seconds (0: never)
+    and is cancelled at shutdown, before the pool and the S3 client close."""
+    settings = app[keys.SETTINGS]
+    if settings.collector_interval_seconds <= 0:
+        yield
+        return
+    task = asyncio.create_task(
+        collector.collect_forever(
+            app[keys.POOL],
+            app[keys.BLOBS],
+            prefix=app[keys.ENDPOINTS].s3_prefix,
+            interval_seconds=settings.collector_interval_seconds,
+            pending_timeout_seconds=settings.pending_timeout_seconds,
+        )
+    )
+    app[keys.COLLECTOR] = task
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app = web.Application(middlewares=[error_middleware], handler_args={})
     app[keys.SETTINGS] = settings
@@ -38,5 +64,6 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app[keys.SHUTTING_DOWN] = asyncio.Event()
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_s3)
+    app.cleanup_ctx.append(_collector)
     routes.add_routes(app)
     return app

@@ -24,8 +24,14 @@ async def init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, max_size: int, timeout: float) -> asyncpg.Pool:
-    """A pool whose connections speak jsonb through orjson; Unavailable if Postgres is down."""
+async def create_pool(
+    dsn: str, *, max_size: int, timeout: float, gc_grace_seconds: float
+) -> asyncpg.Pool:
+    """A pool whose connections speak jsonb through orjson; Unavailable if Postgres is down.
+
+    Each connection carries the garbage grace period for the trigger that hands
+    released blobs to the collector (migrations/0003).
+    """
     try:
         return await asyncpg.create_pool(
             dsn,
@@ -34,6 +40,7 @@ async def create_pool(dsn: str, *, max_size: int, timeout: float) -> asyncpg.Poo
             timeout=timeout,
             command_timeout=timeout,
             init=init_connection,
+            server_settings={"casevars.gc_grace_seconds": str(gc_grace_seconds)},
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"Postgres is unavailable: {error}") from error

@@ -214,8 +214,6 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
             raise InvalidInput("")
         texts[name] = value
     tenants = filters.get("tenantIdIn")
-    if isinstance(tenants, str):
-        tenants = tenants.split(",")
     if tenants is not None and not (
         isinstance(tenants, list) and all(isinstance(t, str) for t in tenants)
     ):
@@ -235,8 +233,10 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
 
 
 def _query_from_string(request: web.Request) -> CaseQuery:
-    params = request.query
+    params: dict[str, Any] = dict(request.query)
     conditions = _conditions_from_text(params["variables"]) if "variables" in params else ()
+    if "tenantIdIn" in params:
+        params["tenantIdIn"] = params["tenantIdIn"].split(",")
     query = _query(params, conditions)
     sort_by, sort_order = params.get("sortBy"), params.get("sortOrder")
     if (sort_by is None) != (sort_order is None):

@@ -540,10 +540,16 @@ async def write_values(
     repository = request.app[keys.REPOSITORY]
     pending = PendingBlobs(request)
     stored: dict[str, NewValue] = {}
+    writes = {name: value for name, value in values.items() if not value.transient}
     try:
-        if not (auto_create or await repository.case_instance_exists(case_id)):
+        # Look first only when there are contents to upload (no blob for a missing
+        # case instance) or nothing to write; otherwise the write itself finds out.
+        look_first = any(v.content is not None for v in writes.values()) or not (
+            writes or deletions
+        )
+        if look_first and not auto_create and not await repository.case_instance_exists(case_id):
             raise NotFound(lookup_message, type_name=REST, code=0)
-        stored = await pending.stored(values)
+        stored = await pending.stored(writes)
         if stored or deletions:
             await repository.write_variables(
                 case_id, stored, deletions, create_case_instance=auto_create and bool(stored)

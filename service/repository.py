@@ -102,9 +102,8 @@ def _variable(row: asyncpg.Record) -> StoredVariable:
 
 
 class Repository:
-    def __init__(self, pool: asyncpg.Pool, *, garbage_grace_seconds: float) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._grace = garbage_grace_seconds
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -173,23 +172,13 @@ class Repository:
             await self._write(connection, case.id, variables, ())
 
     async def delete_case_instance(self, case_id: str) -> bool:
-        """Delete the instance and its variables; their blobs become garbage."""
-        async with self._connection() as connection, connection.transaction():
-            found = await connection.fetchval(
-                "SELECT 1 FROM case_instance WHERE id = $1 FOR UPDATE", case_id
+        """Delete the instance and its variables (their blobs become garbage through the
+        trigger of migrations/0003, in the same statement)."""
+        async with self._connection() as connection:
+            deleted = await connection.fetchval(
+                "DELETE FROM case_instance WHERE id = $1 RETURNING 1", case_id
             )
-            if not found:
-                return False
-            keys = await connection.fetchval(
-                """
-                SELECT coalesce(array_agg(blob_key), '{}') FROM variable
-                WHERE case_instance_id = $1 AND blob_key IS NOT NULL
-                """,
-                case_id,
-            )
-            await connection.execute("DELETE FROM case_instance WHERE id = $1", case_id)
-            await self._mark_garbage(connection, keys)
-        return True
+        return bool(deleted)
 
     # --- variables ------------------------------------------------------------
 
@@ -241,24 +230,29 @@ class Repository:
         *,
         create_case_instance: bool = False,
     ) -> None:
-        """Set and delete variables in one transaction; replaced blobs become garbage.
+        """Set and delete variables in one transaction. Blobs the variables pointed at
+        before become garbage (trigger of migrations/0003).
 
         NoSuchCaseInstance when the case instance does not exist and may not be
         created; LostPendingBlob when a new blob is no longer pending.
         """
-        async with self._connection() as connection, connection.transaction():
-            if create_case_instance:
-                await connection.execute(
-                    "INSERT INTO case_instance (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
-                    case_id,
-                )
-            # Holding the row keeps a concurrent DELETE of the case instance out.
-            exists = await connection.fetchval(
-                "SELECT 1 FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
-            )
-            if not exists:
-                raise NoSuchCaseInstance(case_id)
-            await self._write(connection, case_id, values, deletions)
+        try:
+            async with self._connection() as connection:
+                if len(values) == 1 and not deletions and not create_case_instance:
+                    # The common case, a single write, is a single statement.
+                    ((name, new),) = values.items()
+                    if new.blob is None:
+                        await self._upsert(connection, case_id, name, new)
+                        return
+                async with connection.transaction():
+                    if create_case_instance:
+                        await connection.execute(
+                            "INSERT INTO case_instance (id) VALUES ($1) ON CONFLICT DO NOTHING",
+                            case_id,
+                        )
+                    await self._write(connection, case_id, values, deletions)
+        except asyncpg.ForeignKeyViolationError:
+            raise NoSuchCaseInstance(case_id) from None
 
     async def _write(
         self,
@@ -267,17 +261,16 @@ class Repository:
         values: Mapping[str, NewValue],
         deletions: Sequence[str],
     ) -> None:
-        replaced: list[str] = []
+        # Holding the case row keeps a concurrent DELETE of the case instance out and
+        # tells a missing case instance apart even when only deleting.
+        exists = await connection.fetchval(
+            "SELECT 1 FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
+        )
+        if not exists:
+            raise NoSuchCaseInstance(case_id)
         if deletions:
-            replaced += await connection.fetchval(
-                """
-                WITH gone AS (
-                    DELETE FROM variable WHERE case_instance_id = $1 AND name = ANY($2::text[])
-                    RETURNING blob_key
-                )
-                SELECT coalesce(array_agg(blob_key) FILTER (WHERE blob_key IS NOT NULL), '{}')
-                FROM gone
-                """,
+            await connection.execute(
+                "DELETE FROM variable WHERE case_instance_id = $1 AND name = ANY($2::text[])",
                 case_id,
                 list(deletions),
             )
@@ -295,21 +288,19 @@ class Repository:
                 )
                 if not made_live:
                     raise LostPendingBlob(new.blob.key)
-            old_key = await self._upsert_variable(connection, case_id, name, new)
-            if old_key is not None:
-                replaced.append(old_key)
-        await self._mark_garbage(connection, replaced)
+            await self._upsert(connection, case_id, name, new)
 
-    async def _upsert_variable(
-        self, connection: Connection, case_id: str, name: str, new: NewValue
-    ) -> str | None:
-        """Insert or replace one variable; returns the blob key it pointed at before.
-
-        The old key must be read under the row lock: an INSERT ... ON CONFLICT cannot
-        return it, and a variable first created by two writers at once must still
-        hand the loser's blob to the collector.
-        """
-        arguments = (
+    @staticmethod
+    async def _upsert(connection: Connection, case_id: str, name: str, new: NewValue) -> None:
+        await connection.execute(
+            """
+            INSERT INTO variable (case_instance_id, name, type, value, value_info, blob_key)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (case_instance_id, name) DO UPDATE SET
+                type = EXCLUDED.type, value = EXCLUDED.value,
+                value_info = EXCLUDED.value_info, blob_key = EXCLUDED.blob_key,
+                updated_at = now()
+            """,
             case_id,
             name,
             new.type,
@@ -317,42 +308,23 @@ class Repository:
             dict(new.value_info),
             None if new.blob is None else new.blob.key,
         )
-        while True:
-            row = await connection.fetchrow(
-                """
-                SELECT blob_key FROM variable
-                WHERE case_instance_id = $1 AND name = $2 FOR UPDATE
-                """,
-                case_id,
-                name,
-            )
-            if row is not None:
-                await connection.execute(
-                    """
-                    UPDATE variable SET type = $3, value = $4, value_info = $5,
-                        blob_key = $6, updated_at = now()
-                    WHERE case_instance_id = $1 AND name = $2
-                    """,
-                    *arguments,
-                )
-                old_key: str | None = row["blob_key"]
-                return old_key
-            inserted = await connection.fetchval(
-                """
-                INSERT INTO variable (case_instance_id, name, type, value, value_info, blob_key)
-                VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (case_instance_id, name) DO NOTHING RETURNING 1
-                """,
-                *arguments,
-            )
-            if inserted:
-                return None
-            # Another transaction created it meanwhile and has committed: lock and update.
 
     async def delete_variable(self, case_id: str, name: str) -> None:
         """Delete one variable (fine if it does not exist); NoSuchCaseInstance if the
         case instance does not."""
-        await self.write_variables(case_id, {}, [name])
+        async with self._connection() as connection:
+            found = await connection.fetchval(
+                """
+                WITH gone AS (
+                    DELETE FROM variable WHERE case_instance_id = $1 AND name = $2
+                )
+                SELECT 1 FROM case_instance WHERE id = $1
+                """,
+                case_id,
+                name,
+            )
+        if not found:
+            raise NoSuchCaseInstance(case_id)
 
     # --- case-instance queries ------------------------------------------------
 
@@ -382,22 +354,10 @@ class Repository:
         async with self._connection() as connection:
             await connection.execute(
                 """
-                UPDATE blob SET state = 'garbage', delete_after = now()
+                UPDATE blob SET state = 'garbage', delete_after = now(), garbage_since = now()
                 WHERE key = ANY($1::text[]) AND state = 'pending'
                 """,
                 list(keys),
-            )
-
-    async def _mark_garbage(self, connection: Connection, keys: Sequence[str]) -> None:
-        if keys:
-            await connection.execute(
-                """
-                UPDATE blob SET state = 'garbage',
-                    delete_after = now() + make_interval(secs => $2)
-                WHERE key = ANY($1::text[])
-                """,
-                list(keys),
-                self._grace,
             )
 
 
@@ -460,31 +420,24 @@ class _Where:
 
 
 def _value_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
-    """The comparison of v.value with the condition's value, by the value's JSON type."""
+    """The comparison of v.value with the condition's value, by the value's JSON type.
+    Casts sit inside CASE so that values of other types compare as NULL (no match)."""
     value = condition.value
     if value is None:
         is_null = "jsonb_typeof(coalesce(v.value, 'null'::jsonb)) = 'null'"
         return is_null if condition.operator == "eq" else f"NOT {is_null}"
+    operator = VARIABLE_OPERATORS.get(condition.operator, "LIKE")
     if isinstance(value, bool):
-        operator = VARIABLE_OPERATORS[condition.operator]
-        return (
-            f"jsonb_typeof(v.value) = 'boolean' AND (v.value)::boolean {operator} "
-            f"{where.bind(value)}"
-        )
+        cast = "CASE WHEN jsonb_typeof(v.value) = 'boolean' THEN (v.value)::boolean END"
+        return f"{cast} {operator} {where.bind(value)}"
     if isinstance(value, int | float):
-        operator = VARIABLE_OPERATORS[condition.operator]
-        return (
-            f"jsonb_typeof(v.value) = 'number' AND (v.value)::numeric {operator} "
-            f"{where.bind(str(value))}::numeric"
-        )
+        cast = "CASE WHEN jsonb_typeof(v.value) = 'number' THEN (v.value)::numeric END"
+        return f"{cast} {operator} {where.bind(str(value))}::numeric"
     text = str(value)
-    column = "v.value #>> '{}'"
+    column = "CASE WHEN jsonb_typeof(v.value) = 'string' THEN v.value #>> '{}' END"
     if query.variable_values_ignore_case:
         column, text = f"lower({column})", text.lower()
-    operator = "LIKE" if condition.operator == "like" else VARIABLE_OPERATORS[condition.operator]
-    return (
-        f"jsonb_typeof(v.value) = 'string' AND {column} {operator} {where.bind(text)} COLLATE \"C\""
-    )
+    return f'{column} {operator} {where.bind(text)} COLLATE "C"'
 
 
 def _variable_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:

@@ -212,7 +212,7 @@ def s3_endpoints(request: pytest.FixtureRequest) -> Endpoints:
     return Endpoints("", server.url, TEST_BUCKET, prefix, "us-east-1", **MOTO_KEYS)
 
 
-def test_settings(**overrides: Any) -> Settings:
+def settings_for_tests(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "s3_part_size": TEST_PART_SIZE,
         "max_upload_bytes": 64 * MIB,
@@ -239,7 +239,7 @@ def make_client(aiohttp_client: Any, endpoints: Endpoints) -> MakeClient:
     async def make(
         endpoints_override: Endpoints | None = None, **overrides: Any
     ) -> TestClient[web.Request, web.Application]:
-        app = create_app(test_settings(**overrides), endpoints_override or endpoints)
+        app = create_app(settings_for_tests(**overrides), endpoints_override or endpoints)
         client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
         return client
 

@@ -1,0 +1,320 @@
+"""Case-instance queries: GET/POST /case-instance and /count with filters, paging,
+sorting and their errors (spec 4), and creation from a definition key (spec 9), over a
+few hundred instances in a database of the test module's own."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import pytest
+
+from service.app import create_app
+from tests.conftest import new_id, settings_for_tests
+
+INSTANCES = 300
+
+
+@pytest.fixture
+async def world(fresh_database_dsn, s3_endpoints, aiohttp_client):
+    """300 instances: business keys b000..b299, definition keys by i % 3, tenants by
+    i % 4 (t0, t1, t2 or none), and variables amount = i, even = (i % 2 == 0),
+    label = 'item-<i>', when = a date i days after 2024-01-01."""
+    endpoints = dataclasses.replace(s3_endpoints, dsn=fresh_database_dsn)
+    client = await aiohttp_client(create_app(settings_for_tests(), endpoints))
+    for index in range(INSTANCES):
+        case_id = f"case-{index:03d}"
+        body = {
+            "businessKey": f"b{index:03d}",
+            "caseDefinitionKey": f"def{index % 3}",
+            "caseDefinitionId": f"def{index % 3}:1:x",
+            "tenantId": None if index % 4 == 3 else f"t{index % 4}",
+        }
+        assert (await client.put(f"/case-instance/{case_id}", json=body)).status == 201
+        day = 1 + index % 28
+        month = 1 + index // 28
+        modifications = {
+            "amount": {"value": index, "type": "Integer"},
+            "even": {"value": index % 2 == 0},
+            "label": {"value": f"Item-{index}"},
+            "when": {"value": f"2024-{month:02d}-{day:02d}T12:00:00.000+0000", "type": "Date"},
+        }
+        response = await client.post(
+            f"/case-instance/{case_id}/variables", json={"modifications": modifications}
+        )
+        assert response.status == 204
+    return client
+
+
+async def ids(response):
+    assert response.status == 200, await response.text()
+    return [item["id"] for item in await response.json()]
+
+
+async def count(client, params=None, body=None):
+    if body is None:
+        response = await client.get("/case-instance/count", params=params or {})
+    else:
+        response = await client.post("/case-instance/count", json=body)
+    assert response.status == 200, await response.text()
+    return (await response.json())["count"]
+
+
+async def test_filters_paging_sorting(world):
+    client = world
+    everything = await ids(await client.get("/case-instance"))
+    assert len(everything) == INSTANCES
+    assert everything == sorted(everything)
+    assert await count(client) == INSTANCES
+
+    page = await ids(
+        await client.get("/case-instance", params={"firstResult": 10, "maxResults": 5})
+    )
+    assert page == everything[10:15]
+    assert await ids(await client.get("/case-instance", params={"maxResults": 0})) == []
+    assert len(await ids(await client.get("/case-instance", params={"firstResult": 295}))) == 5
+
+    by_key = await ids(await client.get("/case-instance", params={"businessKey": "b042"}))
+    assert by_key == ["case-042"]
+    assert await count(client, {"caseInstanceId": "case-007"}) == 1
+    assert await count(client, {"caseDefinitionKey": "def1"}) == 100
+    assert await count(client, {"caseDefinitionId": "def2:1:x"}) == 100
+    assert await count(client, {"tenantIdIn": "t0,t1"}) == 150
+    assert await count(client, {"withoutTenantId": "true"}) == 75
+    assert await count(client, {"withoutTenantId": "false"}) == INSTANCES
+    assert await count(client, {"active": "true"}) == INSTANCES
+    assert await count(client, {"completed": "true"}) == 0
+    assert await count(client, {"terminated": "TRUE"}) == 0
+
+    descending = await ids(
+        await client.get("/case-instance", params={"sortBy": "caseInstanceId", "sortOrder": "desc"})
+    )
+    assert descending == everything[::-1]
+    by_tenant = await client.get(
+        "/case-instance", params={"sortBy": "tenantId", "sortOrder": "asc", "maxResults": 80}
+    )
+    tenants = [item["tenantId"] for item in await by_tenant.json()]
+    assert tenants == ["t0"] * 75 + ["t1"] * 5
+
+
+async def test_variable_filters_in_the_query_string(world):
+    client = world
+    # The query string carries text (and dates): label is a String variable.
+    assert await count(client, {"variables": "label_eq_Item-5"}) == 1
+    assert await count(client, {"variables": "label_like_Item-1%"}) == 111
+    assert await count(client, {"variables": "label_eq_item-5"}) == 0
+    assert (
+        await count(client, {"variables": "label_eq_item-5", "variableValuesIgnoreCase": "true"})
+        == 1
+    )
+    assert (
+        await count(client, {"variables": "LABEL_eq_Item-5", "variableNamesIgnoreCase": "true"})
+        == 1
+    )
+    assert await count(client, {"variables": "label_neq_Item-5"}) == INSTANCES - 1
+    # Dates in the REST format compare as dates.
+    assert await count(client, {"variables": "when_lt_2024-01-03T00:00:00.000+0000"}) == 2
+    assert (
+        await count(
+            client, {"variables": "when_gteq_2024-01-02T12:00:00.000+0000,label_like_Item-%"}
+        )
+        == INSTANCES - 1
+    )
+    # As in Camunda, a number in the query string is text and matches no Integer.
+    assert await count(client, {"variables": "amount_eq_5"}) == 0
+
+
+async def test_post_query_with_typed_values(world):
+    client = world
+    body = {
+        "variables": [
+            {"name": "amount", "operator": "gteq", "value": 100},
+            {"name": "amount", "operator": "lt", "value": 110},
+            {"name": "even", "operator": "eq", "value": True},
+        ],
+        "sorting": [{"sortBy": "caseInstanceId", "sortOrder": "desc"}],
+    }
+    response = await client.post("/case-instance", json=body)
+    assert await ids(response) == [f"case-{i:03d}" for i in (108, 106, 104, 102, 100)]
+    assert await count(client, body=body) == 5
+    paged = await client.post("/case-instance?firstResult=1&maxResults=2", json=body)
+    assert await ids(paged) == ["case-106", "case-104"]
+    assert await count(client, body={"tenantIdIn": ["t2"], "caseDefinitionKey": "def0"}) == 25
+    assert (
+        await count(
+            client, body={"variables": [{"name": "amount", "operator": "gt", "value": 2.5}]}
+        )
+        == 297
+    )
+    assert await count(client, body={}) == INSTANCES
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"sortBy": "caseInstanceId"},
+            "Only a single sorting parameter specified. sortBy and sortOrder required",
+        ),
+        (
+            {"sortOrder": "asc"},
+            "Only a single sorting parameter specified. sortBy and sortOrder required",
+        ),
+        (
+            {"sortBy": "nope", "sortOrder": "asc"},
+            "Cannot set query parameter 'sortBy' to value 'nope'",
+        ),
+        (
+            {"sortBy": "tenantId", "sortOrder": "up"},
+            "Cannot set query parameter 'sortOrder' to value 'up'",
+        ),
+        ({"firstResult": "x"}, "Cannot set query parameter 'firstResult' to value 'x'"),
+        ({"maxResults": "-1"}, "Cannot set query parameter 'maxResults' to value '-1'"),
+        ({"variables": "a_eq"}, "variable query parameter has to have format KEY_OPERATOR_VALUE."),
+        ({"variables": "a_is_b"}, "Invalid variable comparator specified: is"),
+    ],
+)
+async def test_query_string_errors(client, params, message):
+    for path in ("/case-instance", "/case-instance/count"):
+        response = await client.get(path, params=params)
+        if "firstResult" in params or "maxResults" in params:
+            if path.endswith("count"):
+                continue
+        assert response.status == 400, await response.text()
+        assert await response.json() == {
+            "type": "InvalidRequestException",
+            "message": message,
+            "code": None,
+        }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "deploymentId",
+        "superProcessInstance",
+        "subProcessInstance",
+        "superCaseInstance",
+        "subCaseInstance",
+    ],
+)
+async def test_filters_casevars_cannot_honour_are_refused(client, name):
+    response = await client.get("/case-instance", params={name: "x"})
+    assert response.status == 400
+    body = await response.json()
+    assert body["type"] == "InvalidRequestException"
+    assert name in body["message"]
+    posted = await client.post("/case-instance", json={name: "x"})
+    assert posted.status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"variables": "x"},
+        {"variables": [1]},
+        {"variables": [{"name": "a", "operator": "eq", "value": {"x": 1}}]},
+        {"sorting": {"sortBy": "tenantId"}},
+        {"businessKey": 5},
+        {"tenantIdIn": "t1"},
+    ],
+)
+async def test_post_query_shape_errors(client, body):
+    response = await client.post("/case-instance", json=body)
+    assert response.status == 400, await response.text()
+    assert (await response.json())["type"] == "InvalidRequestException"
+
+
+async def test_post_query_bad_sorting_and_operator(client):
+    response = await client.post(
+        "/case-instance", json={"sorting": [{"sortBy": "x", "sortOrder": "asc"}]}
+    )
+    assert (await response.json())["message"] == "Cannot set query parameter 'sortBy' to value 'x'"
+    response = await client.post(
+        "/case-instance", json={"variables": [{"name": "a", "operator": "like", "value": 5}]}
+    )
+    assert response.status == 400
+
+
+async def test_post_query_refuses_non_json(client):
+    response = await client.post(
+        "/case-instance", data=b"x", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status == 415
+
+
+# --- POST /case-definition/key/{key}/create ---------------------------------------------
+
+
+async def test_create_from_definition_with_variables(client):
+    content = base64.b64encode(b"attached").decode()
+    response = await client.post(
+        "/case-definition/key/invoice/create",
+        json={
+            "businessKey": "order-9",
+            "variables": {
+                "amount": {"value": 10, "type": "Integer"},
+                "scan": {"value": content, "type": "Bytes"},
+            },
+        },
+    )
+    assert response.status == 200, await response.text()
+    created = await response.json()
+    assert created["businessKey"] == "order-9"
+    assert created["links"] == []
+    assert created["active"] is True
+    case_id = created["id"]
+    variables = await (await client.get(f"/case-instance/{case_id}/variables")).json()
+    assert variables["amount"]["value"] == 10
+    assert variables["scan"]["value"] == content
+    listed = await client.get(
+        "/case-instance", params={"caseDefinitionKey": "invoice", "businessKey": "order-9"}
+    )
+    assert [item["id"] for item in await listed.json()] == [case_id]
+
+
+async def test_create_with_a_bad_variable_creates_nothing(client, db, endpoints):
+    key = new_id("def")
+    response = await client.post(
+        f"/case-definition/key/{key}/create",
+        json={
+            "variables": {
+                "ok": {"value": base64.b64encode(b"x").decode(), "type": "Bytes"},
+                "bad": {"value": "1abc", "type": "Integer"},
+            }
+        },
+    )
+    assert response.status == 400
+    body = await response.json()
+    assert body["type"] == "InvalidRequestException"
+    assert body["message"] == (
+        f"Cannot instantiate case definition {key}: Cannot convert value '1abc' of type "
+        "'Integer' to java type java.lang.Integer"
+    )
+    assert (
+        await db.fetchval("SELECT count(*) FROM case_instance WHERE case_definition_key = $1", key)
+        == 0
+    )
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM blob WHERE state <> 'garbage' AND key LIKE $1 || '%'",
+            endpoints.s3_prefix,
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize("body", [b"[]", b'{"businessKey": 1}', b'{"variables": []}', b"{oops"])
+async def test_create_shape_errors(client, body):
+    response = await client.post(
+        "/case-definition/key/k/create", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == {"type": "InvalidRequestException", "message": "", "code": None}
+
+
+async def test_create_without_body(client):
+    response = await client.post("/case-definition/key/k/create")
+    assert response.status == 200
+    assert (await response.json())["businessKey"] is None
