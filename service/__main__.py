@@ -1,21 +1,27 @@
-"""The `casevars` command: serve, migrate."""
+"""The `casevars` command: serve, migrate, collect, check."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 
-from service import logs
+from service import collector, logs
 from service.app import create_app
-from service.config import ConfigError, Endpoints, Settings
+from service.blobstore import open_blob_store
+from service.config import ConfigError, Endpoints, Settings, parse_seconds
 from service.embedded import EmbeddedError, EmbeddedServices
 from service.errors import Unavailable
 from service.keys import SHUTTING_DOWN
@@ -85,6 +91,58 @@ async def run_migrate(settings: Settings) -> None:
     log.info("migrate.done", applied=applied)
 
 
+async def run_collect(settings: Settings, arguments: argparse.Namespace) -> int:
+    """One collector pass; --grace and --pending-timeout override the settings."""
+    pending_timeout = arguments.pending_timeout
+    async with (
+        resolved_endpoints(settings, reuse_running=True) as endpoints,
+        open_blob_store(settings, endpoints) as store,
+    ):
+        result = await collector.collect_once(
+            endpoints.dsn,
+            store,
+            prefix=endpoints.s3_prefix,
+            pending_timeout_seconds=(
+                settings.pending_timeout_seconds if pending_timeout is None else pending_timeout
+            ),
+            grace_seconds=arguments.grace,
+            configured_grace_seconds=settings.gc_grace_seconds,
+        )
+    log.info("collect.done", **dataclasses.asdict(result))
+    sys.stdout.write(
+        f"deleted {result.garbage_deleted} garbage and {result.pending_deleted} stale pending "
+        f"blobs, aborted {result.uploads_aborted} stale multipart uploads\n"
+    )
+    return 0
+
+
+async def run_check(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Compare Postgres with the bucket; 0 when consistent, 1 when not."""
+    async with (
+        resolved_endpoints(settings, reuse_running=True) as endpoints,
+        open_blob_store(settings, endpoints) as store,
+    ):
+        report = await collector.check(
+            endpoints.dsn,
+            store,
+            prefix=endpoints.s3_prefix,
+            pending_timeout_seconds=settings.pending_timeout_seconds,
+        )
+    log.info("check.done", consistent=report.consistent)
+    if arguments.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        sys.stdout.write(report.summary() + "\n")
+    return 0 if report.consistent else EXIT_FAILURE
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_seconds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="casevars",
@@ -93,6 +151,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run the HTTP service (embedded Postgres and S3 by default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    collect = commands.add_parser(
+        "collect", help="delete due garbage and stale pending blobs, abort stale uploads"
+    )
+    collect.add_argument(
+        "--grace",
+        type=_seconds,
+        metavar="SECONDS",
+        help="delete garbage that became garbage more than SECONDS ago "
+        "(default: when its delete-after time, set from CASEVARS_GC_GRACE_SECONDS, has passed)",
+    )
+    collect.add_argument(
+        "--pending-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="age of a pending blob or multipart upload that counts as a crash leftover "
+        "(default: CASEVARS_PENDING_TIMEOUT_SECONDS)",
+    )
+    check = commands.add_parser(
+        "check", help="compare Postgres with the bucket; exit 1 on any inconsistency"
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -104,9 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"casevars: configuration error: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_CONFIG
     logs.configure(settings.log_format, settings.log_level)
-    commands = {"serve": serve, "migrate": run_migrate}
+    if arguments.command in {"collect", "check"}:
+        # Their stdout is the report; log lines go to stderr.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
+    commands: dict[str, Callable[[Settings], Coroutine[Any, Any, int | None]]] = {
+        "serve": serve,
+        "migrate": run_migrate,
+        "collect": functools.partial(run_collect, arguments=arguments),
+        "check": functools.partial(run_check, arguments=arguments),
+    }
     try:
-        asyncio.run(commands[arguments.command](settings))
+        status = asyncio.run(commands[arguments.command](settings))
     except ConfigError as error:
         print(f"casevars: configuration error: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_CONFIG
@@ -117,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@ from aiohttp import web
 
 from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
+from service.db import Pool
 from service.repository import Repository
 
 SETTINGS = web.AppKey("settings", Settings)
 ENDPOINTS = web.AppKey("endpoints", Endpoints)
 REPOSITORY = web.AppKey("repository", Repository)
 BLOBS = web.AppKey("blobs", BlobStore)
+# The process's one asyncpg pool, shared by the repository and the collector.
+POOL = web.AppKey("pool", Pool)
+# The background collector task (absent when CASEVARS_COLLECTOR_INTERVAL_SECONDS is 0).
+COLLECTOR = web.AppKey("collector", asyncio.Task[None])
 # Set when SIGTERM arrives: readiness answers 503 from then on.
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
