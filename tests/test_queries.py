@@ -175,11 +175,10 @@ async def test_post_query_with_typed_values(world):
     ],
 )
 async def test_query_string_errors(client, params, message):
-    for path in ("/case-instance", "/case-instance/count"):
+    paging = "firstResult" in params or "maxResults" in params
+    # The count takes no paging parameters.
+    for path in ("/case-instance",) if paging else ("/case-instance", "/case-instance/count"):
         response = await client.get(path, params=params)
-        if "firstResult" in params or "maxResults" in params:
-            if path.endswith("count"):
-                continue
         assert response.status == 400, await response.text()
         assert await response.json() == {
             "type": "InvalidRequestException",
