@@ -24,13 +24,24 @@ from service.blobstore import open_blob_store
 from service.config import ConfigError, Endpoints, Settings, parse_seconds
 from service.embedded import EmbeddedError, EmbeddedServices
 from service.errors import Unavailable
-from service.keys import SHUTTING_DOWN
+from service.keys import IN_FLIGHT
 from service.migrate import MigrationError, migrate
 
 log = structlog.get_logger("casevars")
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+
+# The HTTP server reads the socket in chunks this large (fewer, larger reads keep the
+# multipart parser's cost per GiB low).
+READ_BUFFER_BYTES = 256 * 1024
+# Limits on what a client may send before any handler runs; beyond them the request
+# is refused by the HTTP layer with a 400 (431 for headers).
+MAX_REQUEST_LINE_BYTES = 8190
+MAX_HEADER_FIELD_BYTES = 8190
+MAX_HEADERS = 100
+# Requests still running when the grace period ends get this long to be cancelled.
+CANCEL_AFTER_GRACE_SECONDS = 1.0
 
 
 @contextlib.asynccontextmanager
@@ -67,8 +78,13 @@ async def serve(settings: Settings) -> None:
         runner = web.AppRunner(
             app,
             access_log_class=logs.AccessLogger,
-            shutdown_timeout=settings.shutdown_grace_seconds,
-            read_bufsize=256 * 1024,
+            # After the grace period (shutdown.drain), what still runs gets this long
+            # before it is cancelled (uploads then abort their multipart upload).
+            shutdown_timeout=CANCEL_AFTER_GRACE_SECONDS,
+            read_bufsize=READ_BUFFER_BYTES,
+            max_line_size=MAX_REQUEST_LINE_BYTES,
+            max_field_size=MAX_HEADER_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
         )
         await runner.setup()
         try:
@@ -78,8 +94,15 @@ async def serve(settings: Settings) -> None:
                 "serve.started", url=f"http://{settings.host}:{settings.port}", pid=os.getpid()
             )
             await stop.wait()
-            app[SHUTTING_DOWN].set()
-            log.info("serve.stopping", grace_seconds=settings.shutdown_grace_seconds)
+            app[IN_FLIGHT].stopping.set()
+            await site.stop()
+            log.info(
+                "serve.stopping",
+                grace_seconds=settings.shutdown_grace_seconds,
+                in_flight=app[IN_FLIGHT].count,
+            )
+            left = await app[IN_FLIGHT].drain(settings.shutdown_grace_seconds)
+            log.info("serve.drained", cancelled=left)
         finally:
             await runner.cleanup()
     log.info("serve.stopped")

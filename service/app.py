@@ -12,6 +12,7 @@ from service import blobstore, collector, db, keys, routes
 from service.config import Endpoints, Settings
 from service.http_errors import error_middleware
 from service.repository import Repository
+from service.shutdown import InFlight
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -58,10 +59,11 @@ async def _collector(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], handler_args={})
+    in_flight = InFlight()
+    app = web.Application(middlewares=[error_middleware, in_flight.middleware], handler_args={})
+    app[keys.IN_FLIGHT] = in_flight
     app[keys.SETTINGS] = settings
     app[keys.ENDPOINTS] = endpoints
-    app[keys.SHUTTING_DOWN] = asyncio.Event()
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_s3)
     app.cleanup_ctx.append(_collector)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from service import jsontext
+from service import jsontext, keys
 from service.errors import InvalidInput, TooLarge, UnsupportedMediaType, UploadAborted
 
 JSON_CONTENT_TYPE = "application/json"
@@ -41,13 +42,16 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
     if not is_json(request):
         raise unsupported_media_type(request)
     buffer = bytearray()
+    timeout = request.app[keys.SETTINGS].client_read_timeout_seconds
     try:
-        async for chunk in request.content.iter_chunked(64 * 1024):
+        while chunk := await asyncio.wait_for(request.content.readany(), timeout):
             buffer += chunk
             if len(buffer) > limit:
                 raise TooLarge(f"The request body is larger than the limit of {limit} bytes")
     except ConnectionResetError as error:
         raise UploadAborted("the client closed the connection") from error
+    except TimeoutError as error:
+        raise UploadAborted(f"the client sent nothing for {timeout:.0f}s") from error
     try:
         return jsontext.loads(bytes(buffer))
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -29,7 +29,7 @@ async def _check(name: str, probe: asyncio.Future[None]) -> str | None:
 async def ready(request: web.Request) -> web.Response:
     """200 when a Postgres query and an S3 HeadBucket both succeed; 503 naming what failed."""
     app = request.app
-    if app[keys.SHUTTING_DOWN].is_set():
+    if app[keys.IN_FLIGHT].stopping.is_set():
         return web.json_response({"status": "down", "failed": ["shutting down"]}, status=503)
     results = await asyncio.gather(
         _check("postgres", asyncio.ensure_future(app[keys.REPOSITORY].ping())),

@@ -10,6 +10,7 @@ from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
 from service.db import Pool
 from service.repository import Repository
+from service.shutdown import InFlight
 
 SETTINGS = web.AppKey("settings", Settings)
 ENDPOINTS = web.AppKey("endpoints", Endpoints)
@@ -19,5 +20,6 @@ BLOBS = web.AppKey("blobs", BlobStore)
 POOL = web.AppKey("pool", Pool)
 # The background collector task (absent when CASEVARS_COLLECTOR_INTERVAL_SECONDS is 0).
 COLLECTOR = web.AppKey("collector", asyncio.Task[None])
-# Set when SIGTERM arrives: readiness answers 503 from then on.
-SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+# Requests being handled; its `stopping` event is set when SIGTERM arrives (readiness
+# answers 503 from then on).
+IN_FLIGHT = web.AppKey("in_flight", InFlight)

@@ -110,3 +110,13 @@ async def test_request_id_is_returned_and_generated(client):
     assert len(generated) == 32
     odd = await client.get("/health/live", headers={"X-Request-Id": "x" * 500})
     assert odd.headers["X-Request-Id"] != "x" * 500
+
+
+async def test_ready_is_503_once_shutdown_begins(client):
+    from service import keys
+
+    client.server.app[keys.IN_FLIGHT].stopping.set()
+    response = await client.get("/health/ready")
+    assert response.status == 503
+    assert await response.json() == {"status": "down", "failed": ["shutting down"]}
+    assert response.headers.get("Connection") == "close"

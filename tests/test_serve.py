@@ -1,0 +1,275 @@
+"""`casevars serve` as a real process on the test Postgres and S3: graceful shutdown
+with uploads in flight, and the HTTP limits a client meets before any handler runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import free_port, new_id
+from tests.forms import (
+    BOUNDARY,
+    FORM,
+    blob_states,
+    body,
+    open_uploads,
+    part,
+    pattern,
+    variable_row,
+)
+
+pytestmark = pytest.mark.timeout(120)
+MIB = 1024 * 1024
+
+
+class Serve:
+    def __init__(self, endpoints, tmp_path, **settings: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CASEVARS_")}
+        env.update(
+            {
+                "DATABASE_URL": endpoints.dsn,
+                "S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
+                "S3_BUCKET": endpoints.s3_bucket,
+                "S3_PREFIX": endpoints.s3_prefix,
+                "S3_REGION": endpoints.s3_region,
+                "AWS_ACCESS_KEY_ID": endpoints.s3_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_access_key,
+                "CASEVARS_PORT": str(self.port),
+                "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
+                "CASEVARS_S3_PART_SIZE": "5MiB",
+                "CASEVARS_MAX_UPLOAD_BYTES": "1GiB",
+                **settings,
+            }
+        )
+        self.log = tmp_path / f"serve-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
+            )
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(self.log.read_text())
+            with contextlib.suppress(OSError):
+                status, _ = await self.request(b"GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+                if status == 200:
+                    return
+            await asyncio.sleep(0.1)
+        pytest.fail("not ready: " + self.log.read_text())
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(raw)
+            await writer.drain()
+            return await read_response(reader)
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split()[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)
+
+
+@pytest.fixture
+async def serve_factory(endpoints, tmp_path):
+    started: list[Serve] = []
+
+    async def start(**settings: str) -> Serve:
+        serve = Serve(endpoints, tmp_path, **settings)
+        started.append(serve)
+        await serve.ready()
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()
+
+
+def upload_head(case_id: str, name: str, length: int) -> bytes:
+    return (
+        f"POST /case-instance/{case_id}/variables/{name}/data HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+async def _setup_case(serve: Serve) -> str:
+    case_id = new_id()
+    status, _ = await serve.request(
+        f"PUT /case-instance/{case_id} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    assert status == 201
+    previous = body(part("data", b"previous", "application/octet-stream"))
+    status, _ = await serve.request(upload_head(case_id, "v", len(previous)) + previous)
+    assert status == 204
+    return case_id
+
+
+async def _wait_exit(serve: Serve, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while serve.process.poll() is None:
+        assert time.monotonic() < deadline, "serve did not exit"
+        await asyncio.sleep(0.05)
+    return serve.process.returncode
+
+
+async def test_upload_in_flight_finishes_within_the_grace(serve_factory, db):
+    serve = await serve_factory(CASEVARS_SHUTDOWN_GRACE_SECONDS="20")
+    case_id = await _setup_case(serve)
+    content = pattern(12 * MIB)
+    payload = body(part("data", content, "application/octet-stream"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(upload_head(case_id, "v", len(payload)) + payload[: 3 * MIB])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+
+    serve.process.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    with pytest.raises(OSError):  # the listener is closed at once
+        await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(payload[3 * MIB :])
+    await writer.drain()
+    status, _ = await read_response(reader)
+    writer.close()
+    assert status == 204
+    assert await _wait_exit(serve, 15) == 0
+    row = await variable_row(db, case_id, "v")
+    assert row["size"] == len(content)
+    assert "serve.stopping" in serve.log.read_text()
+
+
+async def test_upload_beyond_the_grace_is_aborted_cleanly(serve_factory, db, s3, endpoints):
+    serve = await serve_factory(CASEVARS_SHUTDOWN_GRACE_SECONDS="2")
+    case_id = await _setup_case(serve)
+    head = upload_head(case_id, "v", 100 * MIB)
+    start = body(part("data", b"", "application/octet-stream"), close=False)[:-2]
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(head + start + pattern(11 * MIB))  # two parts in S3 and some
+    await writer.drain()
+    await asyncio.sleep(0.5)
+
+    stopped_at = time.monotonic()
+    serve.process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(OSError):
+        for _ in range(100):  # a slow client, still sending after the grace
+            writer.write(b"x" * 1024)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+    assert await _wait_exit(serve, 20) == 0
+    assert time.monotonic() - stopped_at < 15
+    writer.close()
+
+    row = await variable_row(db, case_id, "v")
+    assert row["size"] == len(b"previous")
+    states = await blob_states(db, endpoints.s3_prefix)
+    assert sorted(states.values()) == ["garbage", "live"]
+    assert await open_uploads(s3, endpoints.s3_bucket, endpoints.s3_prefix) == []
+
+
+async def test_slow_client_is_dropped_and_its_upload_aborted(serve_factory, db, s3, endpoints):
+    serve = await serve_factory(CASEVARS_CLIENT_READ_TIMEOUT_SECONDS="1")
+    case_id = await _setup_case(serve)
+    start = body(part("data", b"", "application/octet-stream"), close=False)[:-2]
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(upload_head(case_id, "v", 100 * MIB) + start + pattern(6 * MIB))
+    await writer.drain()
+    started = time.monotonic()
+    status = None
+    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+        # A byte every half second: slower than the read timeout allows per chunk.
+        sender = asyncio.create_task(_trickle(writer))
+        status, _ = await asyncio.wait_for(read_response(reader), 10)
+        sender.cancel()
+    writer.close()
+    assert time.monotonic() - started < 8
+    assert status in {None, 408}
+
+    async def settled():
+        states = await blob_states(db, endpoints.s3_prefix)
+        return "pending" not in states.values() and not await open_uploads(
+            s3, endpoints.s3_bucket, endpoints.s3_prefix
+        )
+
+    deadline = time.monotonic() + 10
+    while not await settled():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert (await variable_row(db, case_id, "v"))["size"] == len(b"previous")
+
+
+async def _trickle(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while True:
+            await asyncio.sleep(2)
+            writer.write(b"x")
+            await writer.drain()
+
+
+async def test_slow_json_body_is_dropped(serve_factory):
+    serve = await serve_factory(CASEVARS_CLIENT_READ_TIMEOUT_SECONDS="1")
+    case_id = await _setup_case(serve)
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(
+        f"PUT /case-instance/{case_id}/variables/j HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    status, payload = await asyncio.wait_for(read_response(reader), 10)
+    writer.close()
+    assert status == 408
+    assert b"RestException" in payload
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(f"X-H{i}: v\r\n".encode() for i in range(150))
+        + b"\r\n",
+    ],
+    ids=["request-line", "header-field", "header-count"],
+)
+async def test_oversized_requests_are_refused_before_any_handler(serve_factory, raw):
+    serve = await serve_factory()
+    status, _ = await serve.request(raw)
+    assert status in {400, 414, 431}
+
+
+async def test_part_headers_beyond_the_limit_are_400(serve_factory):
+    serve = await serve_factory()
+    case_id = await _setup_case(serve)
+    huge = [("Content-Disposition", 'form-data; name="data"'), ("X-Pad", "p" * 9000)]
+    payload = body((huge, b"x"))
+    status, answer = await serve.request(upload_head(case_id, "v", len(payload)) + payload)
+    assert status == 400
+    assert b"multipart/form-data cannot be processed" in answer
+    many = [("Content-Disposition", 'form-data; name="data"')] + [
+        (f"X-{i}", "v") for i in range(40)
+    ]
+    payload = body((many, b"x"))
+    status, _ = await serve.request(upload_head(case_id, "v", len(payload)) + payload)
+    assert status == 400
+    assert BOUNDARY  # the delimiter used by both bodies
