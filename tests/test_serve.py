@@ -164,7 +164,7 @@ async def test_upload_beyond_the_grace_is_aborted_cleanly(serve_factory, db, s3,
     case_id = await _setup_case(serve)
     head = upload_head(case_id, "v", 100 * MIB)
     start = body(part("data", b"", "application/octet-stream"), close=False)[:-2]
-    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    _, writer = await asyncio.open_connection("127.0.0.1", serve.port)
     writer.write(head + start + pattern(11 * MIB))  # two parts in S3 and some
     await writer.drain()
     await asyncio.sleep(0.5)
