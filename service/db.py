@@ -24,6 +24,12 @@ async def init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (a round trip per request):
+    casevars never changes session state (no SET, LISTEN, cursors or advisory locks
+    on pooled connections), and asyncpg still rolls back an unfinished transaction."""
+
+
 async def create_pool(
     dsn: str, *, max_size: int, timeout: float, gc_grace_seconds: float
 ) -> asyncpg.Pool:
@@ -40,6 +46,7 @@ async def create_pool(
             timeout=timeout,
             command_timeout=timeout,
             init=init_connection,
+            reset=_keep_session,
             server_settings={"casevars.gc_grace_seconds": str(gc_grace_seconds)},
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
