@@ -54,8 +54,6 @@ class Form:
     data: DataPart | None = None
     type: TextPart | None = None
     value_type: TextPart | None = None
-    # What sinks made of `data` parts that a later `data` part replaced.
-    replaced: list[Any] = dataclasses.field(default_factory=list)
 
 
 # Consumes the chunks of a `data` part; what it returns is kept as DataPart.stored.
@@ -103,13 +101,19 @@ async def _chunks(part: BodyPartReader, timeout: float) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _read_small(part: BodyPartReader, name: str, timeout: float) -> bytes:
+async def _read_capped(part: BodyPartReader, limit: int, refusal: str, timeout: float) -> bytes:
+    """The part's bytes in memory; TooLarge(refusal) beyond limit bytes."""
     buffer = bytearray()
     async for chunk in _chunks(part, timeout):
         buffer += chunk
-        if len(buffer) > MAX_TEXT_PART_BYTES:
-            raise TooLarge(f"Form part '{name}' is larger than {MAX_TEXT_PART_BYTES} bytes")
+        if len(buffer) > limit:
+            raise TooLarge(refusal)
     return bytes(buffer)
+
+
+async def _read_small(part: BodyPartReader, name: str, timeout: float) -> bytes:
+    refusal = f"Form part '{name}' is larger than {MAX_TEXT_PART_BYTES} bytes"
+    return await _read_capped(part, MAX_TEXT_PART_BYTES, refusal, timeout)
 
 
 async def _read_text(part: BodyPartReader, name: str, timeout: float) -> TextPart:
@@ -185,12 +189,11 @@ async def _read_part(
     if name == "data":
         data = DataPart(part.headers.get("Content-Type"), part.filename)
         if form.type is not None:
-            data.in_memory = await _read_bounded(part, max_in_memory, read_timeout)
+            refusal = f"A serialized object is larger than the limit of {max_in_memory} bytes"
+            data.in_memory = await _read_capped(part, max_in_memory, refusal, read_timeout)
         else:
             data.stored = await data_sink(_chunks(part, read_timeout))
-        if form.data is not None and form.data.stored is not None:
-            form.replaced.append(form.data.stored)
-        form.data = data
+        form.data = data  # the last `data` part wins; the sink's caller discards the others
     elif name == "type":
         form.type = await _read_text(part, name, read_timeout)
     elif name == "valueType":
@@ -198,12 +201,3 @@ async def _read_part(
     else:
         # Camunda ignores other parts; they still may not be large.
         await _read_small(part, name or "", read_timeout)
-
-
-async def _read_bounded(part: BodyPartReader, limit: int, timeout: float) -> bytes:
-    buffer = bytearray()
-    async for chunk in _chunks(part, timeout):
-        buffer += chunk
-        if len(buffer) > limit:
-            raise TooLarge(f"A serialized object is larger than the limit of {limit} bytes")
-    return bytes(buffer)
