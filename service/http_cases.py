@@ -110,7 +110,8 @@ async def create_from_definition(request: web.Request) -> web.Response:
     stored = {}
     try:
         stored = await pending.stored(values)
-        await request.app[keys.REPOSITORY].create_case_instance(case, stored)
+        async with http_variables.lost_blobs_deleted(request):
+            await request.app[keys.REPOSITORY].create_case_instance(case, stored)
     except BaseException:
         stored = {}
         raise

@@ -6,6 +6,7 @@ one, blobstore.py and repository.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -22,11 +23,18 @@ from service.errors import (
     NotFound,
     RangeNotSatisfiable,
     TooLarge,
+    Unavailable,
     UnsupportedMediaType,
 )
 from service.http_body import NOT_SUPPORTED, json_response, read_json
 from service.http_multipart import DataPart, Form, is_multipart_form, read_form
-from service.repository import Blob, NewValue, NoSuchCaseInstance, StoredVariable
+from service.repository import (
+    Blob,
+    LostPendingBlob,
+    NewValue,
+    NoSuchCaseInstance,
+    StoredVariable,
+)
 from service.values import ParsedValue, ShapeProblem, ValueProblem, parse_value, render_value
 
 log = structlog.get_logger("casevars.variables")
@@ -65,6 +73,21 @@ def variable_not_found(name: str) -> NotFound:
 def new_blob_key(prefix: str) -> str:
     """Keys are made here, never from a path, a variable name or a filename."""
     return f"{prefix}{uuid.uuid4().hex}"
+
+
+@contextlib.asynccontextmanager
+async def lost_blobs_deleted(request: web.Request) -> AsyncIterator[None]:
+    """Around a write that makes new blobs live: if the collector took a blob's pending
+    row first (its upload outlived CASEVARS_PENDING_TIMEOUT_SECONDS), the object may
+    have been completed after the collector deleted it, with no row left to name it:
+    delete it here, and answer 503."""
+    try:
+        yield
+    except LostPendingBlob as lost:
+        await finish_even_if_cancelled(request.app[keys.BLOBS].delete_many([lost.key]))
+        raise Unavailable(
+            "The upload outlived CASEVARS_PENDING_TIMEOUT_SECONDS and was collected; try again"
+        ) from None
 
 
 class _UploadSinks:
@@ -267,7 +290,8 @@ async def _commit(
     repository = request.app[keys.REPOSITORY]
     auto_create = request.app[keys.SETTINGS].auto_create_case_instances
     try:
-        await repository.write_variables(case_id, {name: new}, create_case_instance=auto_create)
+        async with lost_blobs_deleted(request):
+            await repository.write_variables(case_id, {name: new}, create_case_instance=auto_create)
     except NoSuchCaseInstance:
         # Deleted while the value was streaming.
         raise _upload_to_missing_case(case_id, name, object_mode=object_mode) from None
@@ -551,9 +575,10 @@ async def write_values(
             raise NotFound(lookup_message, type_name=REST, code=0)
         stored = await pending.stored(writes)
         if stored or deletions:
-            await repository.write_variables(
-                case_id, stored, deletions, create_case_instance=auto_create and bool(stored)
-            )
+            async with lost_blobs_deleted(request):
+                await repository.write_variables(
+                    case_id, stored, deletions, create_case_instance=auto_create and bool(stored)
+                )
     except NoSuchCaseInstance:
         stored = {}
         raise NotFound(lookup_message, type_name=REST, code=0) from None

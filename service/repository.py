@@ -30,6 +30,10 @@ class NoSuchCaseInstance(Exception):
 class LostPendingBlob(Exception):
     """The pending blob of an upload was collected before the upload finished."""
 
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
 
 @dataclasses.dataclass(frozen=True)
 class CaseInstance:

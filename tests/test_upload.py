@@ -703,3 +703,28 @@ async def test_upload_through_a_real_socket_client(client, case_id):
     assert (
         fetched.headers["Content-Disposition"] == "attachment; filename=\"x\"; filename*=UTF-8''x"
     )
+
+
+async def test_upload_whose_pending_row_was_collected_is_503_and_leaves_no_object(
+    client, db, s3, endpoints, case_id, previous
+):
+    gate = asyncio.Event()
+
+    async def chunks():
+        yield body(part("data", b"", "application/octet-stream"), close=False)[:-2]
+        yield pattern(MIB)
+        await gate.wait()
+        yield b"\r\n" + f"--{BOUNDARY}--\r\n".encode()
+
+    uploading = asyncio.create_task(
+        client.post(data_url(case_id, "v"), data=chunks(), headers={"Content-Type": FORM})
+    )
+    await _wait_for(lambda: _has_pending(db, endpoints))
+    # What the collector does to a pending blob older than the pending timeout.
+    await db.execute("DELETE FROM blob WHERE state = 'pending'")
+    gate.set()
+    response = await uploading
+    assert response.status == 503
+    assert "CASEVARS_PENDING_TIMEOUT_SECONDS" in (await _error(response))["message"]
+    await _assert_untouched(client, db, case_id, "v")
+    await assert_nothing_unknown(db, s3, endpoints.s3_bucket, endpoints.s3_prefix)
