@@ -125,3 +125,13 @@ def test_cli_unknown_command_exits_2():
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_part_size_doubles_every_thousand_parts_up_to_s3_limit():
+    from service.config import part_size_for
+
+    assert part_size_for(0, 8 * MIB) == 8 * MIB
+    assert part_size_for(999, 8 * MIB) == 8 * MIB
+    assert part_size_for(1000, 8 * MIB) == 16 * MIB
+    assert part_size_for(9999, 8 * MIB) == 4096 * MIB
+    assert part_size_for(9999, 64 * MIB) == 5 * GIB  # S3's largest part
