@@ -18,7 +18,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from service import collector, logs
+from service import client, collector, logs
 from service.app import create_app
 from service.blobstore import open_blob_store
 from service.config import ConfigError, Endpoints, Settings, parse_seconds
@@ -195,11 +195,15 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="compare Postgres with the bucket; exit 1 on any inconsistency"
     )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    client.add_commands(commands.add_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.command in client.COMMANDS:
+        # Clients of a running service: no service settings, no embedded servers.
+        return client.run(arguments, os.environ)
     try:
         settings = Settings.from_env(os.environ)
     except ConfigError as error:

@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import blobstore, collector, db, keys, routes
+from service.auth import Authenticator
 from service.config import Endpoints, Settings
 from service.http_errors import error_middleware
+from service.logs import REQUEST_ID_KEY
+from service.metrics import METRICS, Metrics
 from service.repository import Repository
 from service.shutdown import InFlight
 
@@ -24,13 +27,15 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
         gc_grace_seconds=settings.gc_grace_seconds,
     )
     app[keys.POOL] = pool
-    app[keys.REPOSITORY] = Repository(pool)
+    app[keys.REPOSITORY] = Repository(pool, observe=app[METRICS].postgres_call)
     yield
     await asyncio.wait_for(pool.close(), timeout=settings.db_timeout_seconds)
 
 
 async def _s3(app: web.Application) -> AsyncIterator[None]:
-    async with blobstore.open_blob_store(app[keys.SETTINGS], app[keys.ENDPOINTS]) as store:
+    async with blobstore.open_blob_store(
+        app[keys.SETTINGS], app[keys.ENDPOINTS], observe=app[METRICS].s3_call
+    ) as store:
         app[keys.BLOBS] = store
         yield
 
@@ -49,6 +54,7 @@ async def _collector(app: web.Application) -> AsyncIterator[None]:
             prefix=app[keys.ENDPOINTS].s3_prefix,
             interval_seconds=settings.collector_interval_seconds,
             pending_timeout_seconds=settings.pending_timeout_seconds,
+            on_pass=app[METRICS].collector_pass,
         )
     )
     app[keys.COLLECTOR] = task
@@ -58,9 +64,29 @@ async def _collector(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Streamed responses (downloads) are prepared inside their handler, before the
+    error middleware sees them: they get their X-Request-Id here."""
+    if REQUEST_ID_KEY in request:
+        response.headers.setdefault("X-Request-Id", request[REQUEST_ID_KEY])
+
+
 def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
+    """The app. ConfigError when an auth file (read here, once) is malformed.
+
+    Middlewares, outermost first: metrics (it sees the status the client gets), errors
+    (every refusal gets the error body and the request id), requests in flight, and
+    authentication last, right before the handler and before any body is read.
+    """
     in_flight = InFlight()
-    app = web.Application(middlewares=[error_middleware, in_flight.middleware], handler_args={})
+    metrics = Metrics()
+    middlewares = [metrics.middleware, error_middleware, in_flight.middleware]
+    authenticator = Authenticator.from_settings(settings)
+    if authenticator is not None:
+        middlewares.append(authenticator.middleware)
+    app = web.Application(middlewares=middlewares, handler_args={})
+    app.on_response_prepare.append(_echo_request_id)
+    app[METRICS] = metrics
     app[keys.IN_FLIGHT] = in_flight
     app[keys.SETTINGS] = settings
     app[keys.ENDPOINTS] = endpoints

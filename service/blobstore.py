@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiobotocore.session
 import aiohttp.payload
 import botocore.exceptions
+import botocore.handlers
 from aiobotocore.config import AioConfig
 from aiohttp.abc import AbstractStreamWriter
 
@@ -114,11 +116,14 @@ class BlobStore:
         *,
         part_size: int,
         parts_in_flight: int,
+        stall_seconds: float | None = None,
     ) -> None:
         self._client = client
         self.bucket = bucket
         self._part_size = part_size
         self._parts_in_flight = parts_in_flight
+        # Longest wait for S3 to take the next slice of a body (None: no limit).
+        self._stall_seconds = stall_seconds
         # Aborts that failed (S3 was down) and are retried in the background.
         self._retries: set[asyncio.Task[None]] = set()
 
@@ -162,7 +167,11 @@ class BlobStore:
         """Store a value already in memory (a base64 value from a JSON body)."""
         await _s3(
             "PutObject",
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=io.BytesIO(data)),
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=_PartBody(memoryview(data), self._stall_seconds),  # type: ignore[arg-type]
+            ),
         )
         return StoredBlob(size=len(data), sha256=hashlib.sha256(data).digest())
 
@@ -177,7 +186,12 @@ class BlobStore:
         left in S3 but what a completed call reports.
         """
         upload = _PartUploader(
-            self._client, self.bucket, key, self._parts_in_flight, self._abort_later
+            self._client,
+            self.bucket,
+            key,
+            self._parts_in_flight,
+            self._abort_later,
+            stall_seconds=self._stall_seconds,
         )
         digest = hashlib.sha256()
         size = 0
@@ -318,8 +332,10 @@ class _PartBody:
     """A part's bytes as botocore (length, seek, read for signing) and aiohttp (write)
     use them, without copying the reused part buffer."""
 
-    def __init__(self, view: memoryview) -> None:
+    def __init__(self, view: memoryview, stall_seconds: float | None = None) -> None:
         self.view = view
+        # Longest wait for the socket to take the next slice (None: no limit).
+        self.stall_seconds = stall_seconds
         self._position = 0
 
     def __len__(self) -> int:
@@ -356,7 +372,10 @@ class _PartBodyPayload(aiohttp.payload.Payload):
     async def write(self, writer: AbstractStreamWriter) -> None:
         view = self._value.view
         for start in range(0, len(view), WRITE_SLICE_BYTES):
-            await writer.write(view[start : start + WRITE_SLICE_BYTES])
+            # An S3 that stops reading would block this write for good: aiohttp starts
+            # read_timeout only once the whole body is sent.
+            async with asyncio.timeout(self._value.stall_seconds):
+                await writer.write(view[start : start + WRITE_SLICE_BYTES])
 
 
 aiohttp.payload.PAYLOAD_REGISTRY.register(_PartBodyPayload, _PartBody)
@@ -384,15 +403,18 @@ class _PartUploader:
     multipart upload created on the first full part, with at most `in_flight` parts
     uploading at once; aborted on failure."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one more knob, keyword-only
         self,
         client: S3Client,
         bucket: str,
         key: str,
         in_flight: int,
         abort_later: Callable[[str, str], None],
+        *,
+        stall_seconds: float | None,
     ) -> None:
         self._client = client
+        self._stall_seconds = stall_seconds
         self._abort_later = abort_later
         self._bucket = bucket
         self._key = key
@@ -435,7 +457,7 @@ class _PartUploader:
                     Key=self._key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    Body=_PartBody(memoryview(buffer)[:length]),  # type: ignore[arg-type]
+                    Body=_PartBody(memoryview(buffer)[:length], self._stall_seconds),  # type: ignore[arg-type]
                 ),
             )
             return {"PartNumber": number, "ETag": response["ETag"]}
@@ -446,7 +468,7 @@ class _PartUploader:
     async def finish(self, buffer: bytearray, length: int) -> None:
         """Send the last (possibly only) part and complete the upload."""
         if self.upload_id is None:
-            body = _PartBody(memoryview(buffer)[:length])
+            body = _PartBody(memoryview(buffer)[:length], self._stall_seconds)
             await _s3(
                 "PutObject",
                 self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body),  # type: ignore[arg-type]
@@ -495,9 +517,41 @@ def client_config(settings: Settings) -> AioConfig:
     )
 
 
+# Told of every S3 call: (operation, seconds, failed), e.g. ("UploadPart", 0.4, False).
+CallObserver = Callable[[str, float, bool], None]
+
+
+def _observe_calls(client: S3Client, observe: CallObserver) -> None:
+    """Report every call the client makes, through botocore's own events, so calls
+    made outside _s3() (HeadObject, aborts, listing pages) count too. A call's time
+    includes botocore's retries; an answer with an error status other than 404, or no
+    answer at all, is a failure."""
+
+    def started(context: dict[str, Any], **_: Any) -> None:
+        context["casevars_started"] = time.monotonic()
+
+    def seconds(context: dict[str, Any]) -> float:
+        started: float = context.get("casevars_started", time.monotonic())
+        return time.monotonic() - started
+
+    def answered(context: dict[str, Any], http_response: Any, model: Any, **_: Any) -> None:
+        status = http_response.status_code
+        observe(model.name, seconds(context), status >= 400 and status != 404)
+
+    def raised(context: dict[str, Any], event_name: str, **_: Any) -> None:
+        observe(event_name.rsplit(".", 1)[-1], seconds(context), True)  # noqa: FBT003 - failed
+
+    client.meta.events.register("before-call.s3", started)
+    client.meta.events.register("after-call.s3", answered)
+    client.meta.events.register("after-call-error.s3", raised)
+
+
 @contextlib.asynccontextmanager
-async def open_blob_store(settings: Settings, endpoints: Endpoints) -> AsyncIterator[BlobStore]:
-    """One S3 client for the process, closed on exit."""
+async def open_blob_store(
+    settings: Settings, endpoints: Endpoints, *, observe: CallObserver | None = None
+) -> AsyncIterator[BlobStore]:
+    """One S3 client for the process, closed on exit; observe (metrics) hears of
+    every S3 call."""
     session = aiobotocore.session.get_session()
     async with session.create_client(
         "s3",
@@ -507,11 +561,18 @@ async def open_blob_store(settings: Settings, endpoints: Endpoints) -> AsyncIter
         aws_secret_access_key=endpoints.s3_secret_access_key,
         config=client_config(settings),
     ) as client:
+        # botocore sends `Expect: 100-continue` with every body, and aiohttp waits for
+        # the interim answer with no timeout at all: an S3 that takes the connection and
+        # then hangs would hold an upload forever. Without it, read_timeout bounds the wait.
+        client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
+        if observe is not None:
+            _observe_calls(client, observe)
         store = BlobStore(
             client,
             endpoints.s3_bucket,
             part_size=settings.s3_part_size,
             parts_in_flight=settings.s3_parts_in_flight,
+            stall_seconds=settings.s3_timeout_seconds,
         )
         try:
             yield store

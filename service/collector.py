@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
@@ -223,20 +223,23 @@ async def _abort_stale_uploads(store: BlobStore, prefix: str, initiated_before: 
     return aborted
 
 
-async def collect_forever(
+async def collect_forever(  # noqa: PLR0913 - keyword-only knobs and a callback
     pool: asyncpg.Pool,
     store: BlobStore,
     *,
     prefix: str,
     interval_seconds: float,
     pending_timeout_seconds: float,
+    on_pass: Callable[[CollectResult | None], None] | None = None,
 ) -> None:
     """Run collect_once every interval until cancelled. A failed pass is logged and
     the next interval tries again; cancelling mid-page rolls that page back, and its
-    rows come back next time (deleting an object twice is harmless)."""
+    rows come back next time (deleting an object twice is harmless). on_pass
+    (metrics) hears each pass's result, or None when it failed."""
     while True:
         await asyncio.sleep(interval_seconds)
         started = time.monotonic()
+        result: CollectResult | None = None
         try:
             result = await collect_once(
                 pool, store, prefix=prefix, pending_timeout_seconds=pending_timeout_seconds
@@ -252,6 +255,8 @@ async def collect_forever(
                 **dataclasses.asdict(result),
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
             )
+        if on_pass is not None:
+            on_pass(result)
 
 
 # --- the check -----------------------------------------------------------------------

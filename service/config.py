@@ -147,7 +147,11 @@ class Settings:
                 values[field] = parse(raw)
             except ValueError as error:
                 raise ConfigError(f"{name}: {error}") from None
-        unknown = sorted(k for k in env if k.startswith("CASEVARS_") and k not in _ENV)
+        unknown = sorted(
+            k
+            for k in env
+            if k.startswith("CASEVARS_") and k not in _ENV and k not in CLIENT_ENVIRONMENT_VARIABLES
+        )
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]} (see the README for the list)")
         settings = cls(**values)
@@ -263,6 +267,43 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 # Every environment variable the service reads, for the README and the deployment checks.
 ENVIRONMENT_VARIABLES = frozenset(_ENV)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientSettings:
+    """What the client commands (put, get, ls) take from the environment."""
+
+    # The service's REST root, e.g. http://127.0.0.1:8080 or https://host/engine-rest.
+    url: str = "http://127.0.0.1:8080"
+    # Sent as `Authorization: Bearer ...`; None: no token.
+    token: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
+        values: dict[str, str] = {}
+        for name, (field, parse) in _CLIENT_ENV.items():
+            if name in env:
+                try:
+                    values[field] = parse(env[name])
+                except ValueError as error:
+                    raise ConfigError(f"{name}: {error}") from None
+        return cls(**values)
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL without its trailing slash."""
+    text = _non_empty(text).rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", text, flags=re.IGNORECASE):
+        raise ValueError(f"not an http:// or https:// URL: {text!r}")
+    return text
+
+
+_CLIENT_ENV: dict[str, tuple[str, Callable[[str], str]]] = {
+    "CASEVARS_URL": ("url", http_url),
+    "CASEVARS_TOKEN": ("token", _non_empty),
+}
+# Read by the client commands only; the service accepts them and ignores them.
+CLIENT_ENVIRONMENT_VARIABLES = frozenset(_CLIENT_ENV)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,7 +67,7 @@ def _fields(body: Any) -> dict[str, str | None]:
             value = body[key]
             if value is not None and not isinstance(value, str):
                 raise InvalidInput("")
-            fields[column] = value
+            fields[column] = None if value is None else http_paths.checked_field(value, key)
     return fields
 
 
@@ -103,6 +103,8 @@ async def create_from_definition(request: web.Request) -> web.Response:
     business_key = body.get("businessKey")
     if business_key is not None and not isinstance(business_key, str):
         raise InvalidInput("")
+    if business_key is not None:
+        http_paths.checked_field(business_key, "businessKey")
     prefix = f"Cannot instantiate case definition {key}: "
     values = http_variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
     case = CaseInstance(str(uuid.uuid4()), business_key, key, None, None)
@@ -131,6 +133,8 @@ UNSUPPORTED_FILTERS = (
     "subCaseInstance",
 )
 QUERY_OPERATORS = (*VARIABLE_OPERATORS, "like")
+# firstResult and maxResults are Java Integers in Camunda.
+MAX_INTEGER = 2**31 - 1
 
 
 def _bad_parameter(name: str, value: object) -> InvalidInput:
@@ -144,7 +148,8 @@ def _paging(request: web.Request) -> tuple[int, int | None]:
         raw = request.query.get(name)
         if raw is None:
             continue
-        if not raw.isdigit():
+        # Camunda's Integer: ASCII digits (str.isdigit also takes '²'), at most 2^31 - 1.
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_INTEGER:
             raise _bad_parameter(name, raw)
         found[name] = int(raw)
     return found["firstResult"] or 0, found["maxResults"]
@@ -187,9 +192,9 @@ def _conditions_from_text(text: str) -> tuple[VariableCondition, ...]:
 def _sorting(pairs: list[tuple[Any, Any]]) -> tuple[tuple[str, str], ...]:
     checked = []
     for sort_by, sort_order in pairs:
-        if sort_by not in SORT_COLUMNS:
+        if not isinstance(sort_by, str) or sort_by not in SORT_COLUMNS:
             raise _bad_parameter("sortBy", sort_by)
-        if sort_order not in {"asc", "desc"}:
+        if not isinstance(sort_order, str) or sort_order not in {"asc", "desc"}:
             raise _bad_parameter("sortOrder", sort_order)
         checked.append((sort_by, sort_order))
     return tuple(checked)
@@ -219,6 +224,15 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
         isinstance(tenants, list) and all(isinstance(t, str) for t in tenants)
     ):
         raise InvalidInput("")
+    compared = [
+        *(text for text in texts.values() if text is not None),
+        *(tenants or ()),
+        *(condition.name for condition in conditions),
+        *(condition.value for condition in conditions if isinstance(condition.value, str)),
+    ]
+    if any("\x00" in text for text in compared):
+        # Postgres text cannot hold it (so nothing stored can equal it).
+        raise InvalidInput("Query values cannot contain the NUL character (\\u0000)")
     return CaseQuery(
         case_instance_id=texts["caseInstanceId"],
         business_key=texts["businessKey"],

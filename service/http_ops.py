@@ -1,13 +1,15 @@
-"""Operational routes: liveness and readiness."""
+"""Operational routes: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
 
 from service import keys
 from service.errors import Unavailable
+from service.metrics import METRICS
 
 # Readiness must answer well within a Kubernetes probe's timeout.
 READY_CHECK_TIMEOUT_SECONDS = 3.0
@@ -39,3 +41,10 @@ async def ready(request: web.Request) -> web.Response:
     if failed:
         return web.json_response({"status": "down", "failed": failed}, status=503)
     return web.json_response({"status": "up"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The app's metrics in Prometheus text format (OpenMetrics when the scraper asks)."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encode(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})

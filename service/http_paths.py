@@ -37,3 +37,9 @@ def checked_name(name: str) -> str:
 def checked_key(key: str) -> str:
     """A case definition key from the path."""
     return _checked(key, "case definition key", MAX_ID_LENGTH)
+
+
+def checked_field(value: str, what: str) -> str:
+    """A case-instance field from a body (businessKey, tenantId, ...), checked like an id:
+    Postgres cannot hold NUL, and its indexes refuse long keys."""
+    return _checked(value, what, MAX_ID_LENGTH)

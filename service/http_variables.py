@@ -28,6 +28,7 @@ from service.errors import (
 )
 from service.http_body import NOT_SUPPORTED, json_response, read_json
 from service.http_multipart import DataPart, Form, is_multipart_form, read_form
+from service.metrics import METRICS, counted, counts_uploads
 from service.repository import (
     Blob,
     LostPendingBlob,
@@ -101,6 +102,7 @@ class _UploadSinks:
         self._settings = app[keys.SETTINGS]
         self._prefix = app[keys.ENDPOINTS].s3_prefix
         self._store = store
+        self._uploaded = app[METRICS].upload_bytes
         self.pending: list[str] = []
 
     async def __call__(self, chunks: AsyncIterator[bytes]) -> Blob | None:
@@ -115,7 +117,7 @@ class _UploadSinks:
         key = new_blob_key(self._prefix)
         await self._repository.add_pending_blob(key)
         self.pending.append(key)
-        stored = await self._blobs.put_stream(key, chunks, max_bytes=limit)
+        stored = await self._blobs.put_stream(key, counted(chunks, self._uploaded), max_bytes=limit)
         return Blob(key, stored.size, stored.sha256)
 
 
@@ -233,6 +235,7 @@ def _binary_value(form: Form) -> NewValue | None:
     return NewValue(type="File", value_info=value_info, blob=blob)
 
 
+@counts_uploads
 async def post_variable_data(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/variables/{name}/data (spec 5.5)."""
     case_id = http_paths.case_id(request)
@@ -405,12 +408,14 @@ def _range_if_current(request: web.Request, etag: str, size: int) -> tuple[int, 
 async def _stream(
     request: web.Request, response: web.StreamResponse, key: str, first: int, last: int
 ) -> None:
+    downloaded = request.app[METRICS].download_bytes
     # Opening the object before prepare() lets an S3 outage still be a 503.
     async with request.app[keys.BLOBS].open_read(key, first=first, last=last) as chunks:
         await response.prepare(request)
         try:
             async for chunk in chunks:
                 await response.write(chunk)
+                downloaded.inc(len(chunk))
         except Exception:
             # The status line is gone; all that is left is to cut the connection so
             # the client sees a short body rather than a complete-looking one.

@@ -14,6 +14,9 @@ from aiohttp.abc import AbstractAccessLogger
 from service.config import LogFormat
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# Who the request's credentials proved to be (auth.py): "user:<name>" or
+# "token:<fingerprint>"; absent when authentication is off or the route is open.
+PRINCIPAL_KEY = web.RequestKey("principal", str)
 _access_log = structlog.get_logger("casevars.access")
 
 
@@ -60,7 +63,9 @@ def configure(log_format: LogFormat, level: str) -> None:
 
 class AccessLogger(AbstractAccessLogger):
     """One line per request: id, method, route, status, bytes, duration. Never bodies,
-    query strings or headers, which may carry credentials."""
+    query strings or headers, which may carry credentials. bytes_in counts the body
+    bytes actually received (a refused upload shows how little was read), bytes_out
+    the response as sent, headers included."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = None
@@ -72,10 +77,11 @@ class AccessLogger(AbstractAccessLogger):
             method=request.method,
             route=route,
             status=response.status,
-            bytes_in=request.content_length,
+            bytes_in=request.content.total_bytes,
             bytes_out=response.body_length,
             duration_ms=round(time * 1000, 2),
             remote=request.remote,
+            principal=request.get(PRINCIPAL_KEY),
         )
 
     @property

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -105,27 +106,42 @@ def _variable(row: asyncpg.Record) -> StoredVariable:
     return StoredVariable(row["name"], row["type"], row["value"], row["value_info"], blob)
 
 
+# Told of every repository call: (method name, seconds, failed).
+CallObserver = Callable[[str, float, bool], None]
+
+
 class Repository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, observe: CallObserver | None = None) -> None:
         self._pool = pool
+        self._observe = observe
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; Unavailable when Postgres cannot be reached."""
+    async def _connection(self, operation: str) -> AsyncIterator[Connection]:
+        """A pooled connection; Unavailable when Postgres cannot be reached. observe
+        (metrics) hears how long `operation` waited for and held it, and whether
+        Postgres failed it (a constraint a caller turns into a 404 is no failure)."""
+        started, failed = time.monotonic(), False
         try:
             async with self._pool.acquire() as connection:
                 yield connection
         except _CONNECTION_ERRORS as error:
+            failed = True
             raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
+        except asyncpg.PostgresError as error:
+            failed = not isinstance(error, asyncpg.IntegrityConstraintViolationError)
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe(operation, time.monotonic() - started, failed)
 
     async def ping(self) -> None:
-        async with self._connection() as connection:
+        async with self._connection("ping") as connection:
             await connection.fetchval("SELECT 1")
 
     # --- case instances -------------------------------------------------------
 
     async def get_case_instance(self, case_id: str) -> CaseInstance | None:
-        async with self._connection() as connection:
+        async with self._connection("get_case_instance") as connection:
             row = await connection.fetchrow(
                 f"SELECT {_CASE_COLUMNS} FROM case_instance WHERE id = $1", case_id
             )
@@ -138,7 +154,7 @@ class Repository:
         columns = ("business_key", "case_definition_key", "case_definition_id", "tenant_id")
         values = [fields.get(column) for column in columns]
         given = [column in fields for column in columns]
-        async with self._connection() as connection:
+        async with self._connection("put_case_instance") as connection:
             row = await connection.fetchrow(
                 f"""
                 INSERT INTO case_instance AS c (id, {", ".join(columns)})
@@ -164,7 +180,7 @@ class Repository:
         self, case: CaseInstance, variables: Mapping[str, NewValue]
     ) -> None:
         """Insert a new case instance with its first variables, all or nothing."""
-        async with self._connection() as connection, connection.transaction():
+        async with self._connection("create_case_instance") as connection, connection.transaction():
             await connection.execute(
                 f"INSERT INTO case_instance ({_CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
                 case.id,
@@ -178,7 +194,7 @@ class Repository:
     async def delete_case_instance(self, case_id: str) -> bool:
         """Delete the instance and its variables (their blobs become garbage through the
         trigger of migrations/0003, in the same statement)."""
-        async with self._connection() as connection:
+        async with self._connection("delete_case_instance") as connection:
             deleted = await connection.fetchval(
                 "DELETE FROM case_instance WHERE id = $1 RETURNING 1", case_id
             )
@@ -188,7 +204,7 @@ class Repository:
 
     async def get_variable(self, case_id: str, name: str) -> StoredVariable | None:
         """The variable; NoSuchCaseInstance when the case instance does not exist."""
-        async with self._connection() as connection:
+        async with self._connection("get_variable") as connection:
             rows = await connection.fetch(
                 f"""
                 SELECT c.id AS case_id, {_VARIABLE_COLUMNS}
@@ -206,7 +222,10 @@ class Repository:
 
     async def list_variables(self, case_id: str) -> list[StoredVariable]:
         """All variables of the case instance; NoSuchCaseInstance when it does not exist."""
-        async with self._connection() as connection, connection.transaction(readonly=True):
+        async with (
+            self._connection("list_variables") as connection,
+            connection.transaction(readonly=True),
+        ):
             exists = await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
             if not exists:
                 raise NoSuchCaseInstance(case_id)
@@ -221,7 +240,7 @@ class Repository:
         return [_variable(row) for row in rows]
 
     async def case_instance_exists(self, case_id: str) -> bool:
-        async with self._connection() as connection:
+        async with self._connection("case_instance_exists") as connection:
             return bool(
                 await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
             )
@@ -241,7 +260,7 @@ class Repository:
         created; LostPendingBlob when a new blob is no longer pending.
         """
         try:
-            async with self._connection() as connection:
+            async with self._connection("write_variables") as connection:
                 if len(values) == 1 and not deletions and not create_case_instance:
                     # The common case, a single write, is a single statement.
                     ((name, new),) = values.items()
@@ -316,7 +335,7 @@ class Repository:
     async def delete_variable(self, case_id: str, name: str) -> None:
         """Delete one variable (fine if it does not exist); NoSuchCaseInstance if the
         case instance does not."""
-        async with self._connection() as connection:
+        async with self._connection("delete_variable") as connection:
             found = await connection.fetchval(
                 """
                 WITH gone AS (
@@ -336,13 +355,13 @@ class Repository:
         self, query: CaseQuery, *, first: int, limit: int | None
     ) -> list[CaseInstance]:
         sql, arguments = case_query_sql(query, first=first, limit=limit)
-        async with self._connection() as connection:
+        async with self._connection("query_case_instances") as connection:
             rows = await connection.fetch(sql, *arguments)
         return [_case(row) for row in rows]
 
     async def count_case_instances(self, query: CaseQuery) -> int:
         sql, arguments = case_count_sql(query)
-        async with self._connection() as connection:
+        async with self._connection("count_case_instances") as connection:
             count = await connection.fetchval(sql, *arguments)
         return int(count)
 
@@ -350,12 +369,12 @@ class Repository:
 
     async def add_pending_blob(self, key: str) -> None:
         """Record a key before any byte is written to it, so no object is ever unknown."""
-        async with self._connection() as connection:
+        async with self._connection("add_pending_blob") as connection:
             await connection.execute("INSERT INTO blob (key, state) VALUES ($1, 'pending')", key)
 
     async def discard_blobs(self, keys: Iterable[str]) -> None:
         """Pending blobs of failed uploads become garbage, collectable at once."""
-        async with self._connection() as connection:
+        async with self._connection("discard_blobs") as connection:
             await connection.execute(
                 """
                 UPDATE blob SET state = 'garbage', delete_after = now(), garbage_since = now()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import http_cases, http_ops, http_variables
+from service import http_cases, http_ops, http_variables, openapi
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
@@ -14,6 +14,8 @@ def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/health/live", http_ops.live, name="health-live", allow_head=False)
     router.add_get("/health/ready", http_ops.ready, name="health-ready", allow_head=False)
+    router.add_get("/metrics", http_ops.metrics, name="metrics", allow_head=False)
+    router.add_get("/openapi.json", openapi.serve, name="openapi", allow_head=False)
 
     router.add_get(
         "/case-instance", http_cases.list_case_instances, name="case-list", allow_head=False

@@ -1,0 +1,254 @@
+"""Logs: one JSON line per request (request id, method, route, status, bytes, duration),
+start-up and shutdown lines, CASEVARS_LOG_FORMAT and CASEVARS_LOG_LEVEL, and never a
+body, a credential or a DSN password."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
+
+from service.app import create_app
+from service.logs import AccessLogger
+from tests.conftest import free_port, new_id, settings_for_tests
+from tests.forms import FORM, body, data_url, part
+
+TOKEN = "log-test-token-0123456789"
+SECRET_QUERY = "q-secret-value"
+
+
+@pytest.fixture
+async def logged(aiohttp_client, endpoints, tmp_path, caplog):
+    """The real app served with casevars's access logger; returns (client, lines)."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    app = create_app(settings_for_tests(auth_tokens_file=tokens), endpoints)
+    server = TestServer(app)
+    await server.start_server(access_log_class=AccessLogger)
+    caplog.set_level(logging.INFO, logger="casevars.access")
+    with capture_logs() as lines:
+        yield await aiohttp_client(server), lines
+
+
+def _requests(lines):
+    return [line for line in lines if line["event"] == "request"]
+
+
+async def test_one_line_per_request_with_its_fields(logged):
+    client, lines = logged
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    case_id = new_id()
+    assert (await client.put(f"/case-instance/{case_id}", headers=auth)).status == 201
+    content = b"x" * 5000
+    form = body(part("data", content, "application/octet-stream"))
+    response = await client.post(
+        data_url(case_id, "v") + f"?token={SECRET_QUERY}",
+        data=form,
+        headers={"Content-Type": FORM, "X-Request-Id": "req-upload-1", **auth},
+    )
+    assert response.status == 204
+    download = await client.get(data_url(case_id, "v"), headers=auth)
+    assert await download.read() == content
+
+    put, upload, get = _requests(lines)
+    assert upload == {
+        "event": "request",
+        "log_level": "info",
+        "request_id": "req-upload-1",
+        "method": "POST",
+        "route": "/case-instance/{id}/variables/{name}/data",
+        "status": 204,
+        "bytes_in": len(form),
+        "bytes_out": upload["bytes_out"],
+        "duration_ms": upload["duration_ms"],
+        "remote": "127.0.0.1",
+        "principal": upload["principal"],
+    }
+    assert upload["principal"].startswith("token:")
+    assert isinstance(upload["duration_ms"], float)
+    assert put["route"] == "/case-instance/{id}"
+    assert put["status"] == 201
+    assert get["request_id"] == download.headers["X-Request-Id"]
+    assert len(get["request_id"]) == 32
+    assert get["bytes_out"] > len(content)
+    assert get["bytes_in"] == 0
+    text = repr(lines)
+    assert TOKEN not in text
+    assert SECRET_QUERY not in text
+    assert case_id not in text, "routes, not raw paths"
+
+
+async def test_a_refused_upload_shows_how_little_was_read(logged):
+    client, lines = logged
+
+    async def announced():
+        yield body(part("data", b"", "application/octet-stream"), close=False)
+        # The rest of 1 GiB would follow; the 401 is answered first.
+
+    response = await client.post(
+        data_url(new_id(), "v"),
+        data=announced(),
+        headers={"Content-Type": FORM, "Content-Length": str(1024**3)},
+    )
+    assert response.status == 401
+    (line,) = _requests(lines)
+    assert line["status"] == 401
+    assert line["principal"] is None
+    assert line["bytes_in"] < 64 * 1024
+
+
+async def test_unmatched_routes_have_no_route(logged):
+    client, lines = logged
+    assert (await client.get("/health/live")).status == 200
+    assert (await client.get("/no/such/route")).status == 401
+    live, unmatched = _requests(lines)
+    assert live["route"] == "/health/live"
+    assert live["principal"] is None
+    assert unmatched["route"] is None
+
+
+# --- the process's own lines, as `casevars` writes them -------------------------------
+
+
+def _env(endpoints, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CASEVARS_", "S3_", "DATABASE_URL", "AWS_"))
+    }
+    env |= {
+        "DATABASE_URL": endpoints.dsn,
+        "S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
+        "S3_BUCKET": endpoints.s3_bucket,
+        "S3_PREFIX": endpoints.s3_prefix,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
+    }
+    env |= extra
+    return env
+
+
+def _migrate(env, tmp_path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_json_is_the_default_format(endpoints, tmp_path):
+    result = _migrate(_env(endpoints), tmp_path)
+    assert result.returncode == 0, result.stderr
+    (line,) = _json_lines(result.stdout)
+    assert line["event"] == "migrate.done"
+    assert line["level"] == "info"
+    assert line["logger"] == "casevars"
+    assert line["timestamp"].endswith("Z")
+
+
+def test_log_level_hides_lower_levels(endpoints, tmp_path):
+    result = _migrate(_env(endpoints, CASEVARS_LOG_LEVEL="warning"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_console_format(endpoints, tmp_path):
+    result = _migrate(_env(endpoints, CASEVARS_LOG_FORMAT="console"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert "migrate.done" in line
+    assert "[info" in line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+def test_a_failure_is_one_json_line_without_the_password(endpoints, tmp_path):
+    password = "hunter2-not-in-logs"
+    nowhere = f"postgresql://casevars:{password}@127.0.0.1:{free_port()}/casevars"
+    result = _migrate(_env(endpoints, DATABASE_URL=nowhere), tmp_path)
+    assert result.returncode == 1
+    (line,) = _json_lines(result.stdout)
+    assert line["event"] == "casevars.failed"
+    assert line["level"] == "error"
+    assert line["command"] == "migrate"
+    assert password not in result.stdout + result.stderr
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited"
+        try:
+            with urllib.request.urlopen(f"{url}/health/ready", timeout=5):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    pytest.fail("serve did not become ready")
+
+
+def test_serve_writes_json_lines_from_start_to_stop(endpoints, tmp_path):
+    port = free_port()
+    env = _env(endpoints, CASEVARS_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_ready(url, process)
+        request = urllib.request.Request(
+            f"{url}/case-instance/{new_id()}?secret={SECRET_QUERY}",
+            headers={"X-Request-Id": "req-serve-1", "Authorization": f"Bearer {TOKEN}"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(request, timeout=10)
+        answered.value.close()
+        assert answered.value.code == 404
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    lines = _json_lines(stdout)  # every line is JSON
+    events = [line["event"] for line in lines]
+    for expected in ("migrate.done", "serve.started", "serve.stopping", "serve.stopped"):
+        assert expected in events, events
+    (request_line,) = [line for line in lines if line.get("request_id") == "req-serve-1"]
+    assert request_line["event"] == "request"
+    assert request_line["logger"] == "casevars.access"
+    assert request_line["route"] == "/case-instance/{id}"
+    assert request_line["status"] == 404
+    assert request_line["method"] == "GET"
+    assert isinstance(request_line["duration_ms"], float)
+    everything = stdout + stderr
+    assert TOKEN not in everything
+    assert SECRET_QUERY not in everything
+    password = urlsplit(endpoints.dsn).password
+    if password:
+        assert password not in everything
