@@ -93,5 +93,5 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_s3)
     app.cleanup_ctx.append(_collector)
-    routes.add_routes(app)
+    routes.add_routes(app, expect_handler=None if authenticator is None else authenticator.expect)
     return app

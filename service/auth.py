@@ -23,9 +23,11 @@ from pathlib import Path
 
 import bcrypt
 from aiohttp import hdrs, web
+from aiohttp.web_urldispatcher import _default_expect_handler
 
 from service.config import ConfigError, Settings
 from service.errors import Unauthenticated
+from service.http_errors import camunda_error_response
 from service.logs import PRINCIPAL_KEY
 from service.metrics import METRICS
 
@@ -83,12 +85,16 @@ class Authenticator:
         self._dummy_hash = _dummy_hash(self._users.values()) if self._users else None
         self._cache: dict[bytes, tuple[str, float]] = {}
         self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
-        offered = []
+        offered, schemes = [], []
         if self._users:
             offered.append("HTTP Basic credentials")
+            schemes.append('Basic realm="casevars"')
         if self._token_digests:
             offered.append("a bearer token")
+            schemes.append('Bearer realm="casevars"')
         self._offered = " or ".join(offered)
+        # WWW-Authenticate offers only the schemes that are configured.
+        self._challenge = ", ".join(schemes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator | None:
@@ -110,14 +116,30 @@ class Authenticator:
         """Refuses a request without valid credentials before its handler runs, so no
         byte of its body is read."""
         if self.needs_credentials(request):
-            try:
-                request[PRINCIPAL_KEY] = await self.principal(
-                    request.headers.get(hdrs.AUTHORIZATION)
-                )
-            except Refused as refused:
-                request.app[METRICS].auth_failures.labels(refused.reason).inc()
-                raise
+            request[PRINCIPAL_KEY] = await self._checked(request)
         return await handler(request)
+
+    async def _checked(self, request: web.Request) -> str:
+        try:
+            return await self.principal(request.headers.get(hdrs.AUTHORIZATION))
+        except Refused as refused:
+            request.app[METRICS].auth_failures.labels(refused.reason).inc()
+            refused.challenge = self._challenge
+            raise
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """Answers `Expect: 100-continue` with the 401 itself when the credentials are
+        wrong, so that a client never sends a body that would be refused (aiohttp sends
+        100 Continue before any middleware runs)."""
+        if self.needs_credentials(request):
+            try:
+                await self._checked(request)
+            except Refused as refused:
+                response = camunda_error_response(refused)
+                response.force_close()
+                return response
+        await _default_expect_handler(request)
+        return None
 
     async def principal(self, authorization: str | None) -> str:
         """Who the header proves to be ("user:<name>" or "token:<fingerprint>");

@@ -28,7 +28,17 @@ class InvalidInput(CamundaError):
 
 
 class Unauthenticated(CamundaError):
-    """Credentials are missing or wrong (401)."""
+    """Credentials are missing or wrong (401); challenge is the WWW-Authenticate value."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type_name: str = INVALID_REQUEST,
+        challenge: str = 'Basic realm="casevars", Bearer realm="casevars"',
+    ) -> None:
+        super().__init__(message, type_name=type_name)
+        self.challenge = challenge
 
 
 class NotFound(CamundaError):

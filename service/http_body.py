@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,9 @@ from service.errors import InvalidInput, TooLarge, UnsupportedMediaType, UploadA
 JSON_CONTENT_TYPE = "application/json"
 
 NOT_SUPPORTED = "NotSupportedException"
+
+# A \ud800-\udfff escape: how JSON text spells a (possibly lone) surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def is_json(request: web.Request) -> bool:
@@ -53,9 +57,22 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
     except TimeoutError as error:
         raise UploadAborted(f"the client sent nothing for {timeout:.0f}s") from error
     try:
-        return jsontext.loads(bytes(buffer))
+        parsed = jsontext.loads(bytes(buffer))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("") from None
+    if _SURROGATE_ESCAPE.search(buffer) and not _encodable(parsed):
+        # orjson refuses lone surrogates; the standard library's parser (jsontext's
+        # fallback for long integers) reads them, and Postgres cannot hold them.
+        raise InvalidInput("")
+    return parsed
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        jsontext.dumps(value)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def json_response(body: Any, *, status: int = 200) -> web.Response:

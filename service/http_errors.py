@@ -60,6 +60,16 @@ def error_response(
     )
 
 
+def camunda_error_response(error: errors.CamundaError) -> web.Response:
+    """The response for a domain error: its status, body and headers."""
+    headers = {}
+    if isinstance(error, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = error.challenge
+    if isinstance(error, errors.RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{error.size}"
+    return error_response(_status_of(error), error.type_name, error.message, error.code, headers)
+
+
 def _status_of(error: errors.CamundaError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
@@ -93,14 +103,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except errors.CamundaError as error:
-        headers = {}
-        if isinstance(error, errors.Unauthenticated):
-            headers["WWW-Authenticate"] = 'Basic realm="casevars", Bearer realm="casevars"'
-        if isinstance(error, errors.RangeNotSatisfiable):
-            headers["Content-Range"] = f"bytes */{error.size}"
-        return error_response(
-            _status_of(error), error.type_name, error.message, error.code, headers
-        )
+        return camunda_error_response(error)
     except errors.UploadAborted as error:
         # The client went away or stalled; whatever it gets (if anything) ends the
         # connection.

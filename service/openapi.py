@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.http_cases import QUERY_OPERATORS, UNSUPPORTED_FILTERS
+from service.http_cases import MAX_INTEGER, QUERY_OPERATORS, UNSUPPORTED_FILTERS
 from service.http_multipart import MAX_FORM_PARTS, MAX_TEXT_PART_BYTES
 from service.http_paths import MAX_ID_LENGTH, MAX_NAME_LENGTH
 from service.repository import SORT_COLUMNS
@@ -56,8 +56,9 @@ Postgres.
 **Errors.** Every error a handler answers, unknown routes (404) and wrong methods
 (405, with `Allow`) included, is JSON: `{{"type", "message", "code"}}` with Camunda's
 exception type names and message texts (`code` is `null` for errors of the REST layer
-and `0` for errors Camunda's engine raises). Every response carries `X-Request-Id`
-(the request's own, if it sent a plain one of up to 128 characters, else a new one).
+and `0` for errors Camunda's engine raises). Every response carries `X-Request-Id`: the
+request's own `X-Request-Id` header when it is printable ASCII of up to 128
+characters, else a new id; logs carry the same id.
 Only malformed HTTP (a request line or header over 8190 bytes, more than 100 headers)
 is refused by the HTTP layer before any of this, with a plain-text 400 or 431.
 
@@ -119,6 +120,11 @@ def _nullable(schema: Json) -> Json:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _lower_first(type_name: str) -> str:
+    """Camunda looks type names up after lower-casing their first letter only."""
+    return type_name[0].lower() + type_name[1:]
+
+
 _REQUEST_ID_HEADER = {"X-Request-Id": _ref("headers", "X-Request-Id")}
 
 
@@ -148,11 +154,12 @@ def _errors(**described: str) -> Json:
     return {name.removeprefix("s"): _error(text) for name, text in described.items()}
 
 
-def _common(*, body: bool = False, storage: bool = True, path: bool = True) -> Json:
+def _common(*, body: bool = False, path: bool = True) -> Json:
     """The error responses every route of a kind can answer."""
-    responses: Json = {"401": _ref("responses", "Unauthorized")}
-    if storage:
-        responses["503"] = _ref("responses", "Unavailable")
+    responses: Json = {
+        "401": _ref("responses", "Unauthorized"),
+        "503": _ref("responses", "Unavailable"),
+    }
     if body:
         responses["408"] = _ref("responses", "RequestTimeout")
     if path and not body:
@@ -178,7 +185,7 @@ def _operation(  # noqa: PLR0913 - the fields of an OpenAPI operation object
         "summary": summary,
         "description": description,
         "tags": list(tags),
-        "parameters": [*(parameters or []), _ref("parameters", "RequestId")],
+        "parameters": parameters or [],
         "responses": dict(sorted(responses.items())),
     }
     if body is not None:
@@ -202,6 +209,8 @@ def _json_body(schema: Json, description: str, *, required: bool) -> Json:
 def _schemas() -> Json:
     text = {"type": "string"}
     nullable_text = _nullable(text)
+    # Stored case-instance fields are limited like ids.
+    field = _nullable({"type": "string", "maxLength": MAX_ID_LENGTH})
     flag = {"type": "boolean"}
     return {
         "Error": {
@@ -266,7 +275,7 @@ def _schemas() -> Json:
             ),
             "properties": {
                 "value": {"description": "Any JSON value."},
-                "type": _nullable({"enum": list(VALUE_TYPES)}),
+                "type": _nullable({"enum": [*VALUE_TYPES, *map(_lower_first, VALUE_TYPES)]}),
                 "valueInfo": _nullable(_schema("ValueInfoIn")),
             },
         },
@@ -354,17 +363,17 @@ def _schemas() -> Json:
                 "keys are ignored."
             ),
             "properties": {
-                "businessKey": nullable_text,
-                "caseDefinitionKey": nullable_text,
-                "caseDefinitionId": nullable_text,
-                "tenantId": nullable_text,
+                "businessKey": field,
+                "caseDefinitionKey": field,
+                "caseDefinitionId": field,
+                "tenantId": field,
             },
         },
         "CreateCaseInstance": {
             "type": "object",
             "description": "Camunda's CreateCaseInstanceDto; other keys are ignored.",
             "properties": {
-                "businessKey": nullable_text,
+                "businessKey": field,
                 "variables": _nullable(
                     {"type": "object", "additionalProperties": _schema("VariableValueIn")}
                 ),
@@ -519,16 +528,6 @@ def _parameters() -> Json:
             "schema": identifier,
             "example": EXAMPLE_KEY,
         },
-        "RequestId": {
-            "name": "X-Request-Id",
-            "in": "header",
-            "required": False,
-            "description": (
-                "Echoed in the response and logged with the request when it is printable "
-                "ASCII of up to 128 characters; otherwise a new id is made."
-            ),
-            "schema": text,
-        },
         "DeserializeValue": {
             "name": "deserializeValue",
             "in": "query",
@@ -555,13 +554,13 @@ def _parameters() -> Json:
                 "integer: 400 `Cannot set query parameter 'firstResult' to value '...'` "
                 "(Camunda: 404)."
             ),
-            "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
         },
         "MaxResults": {
             "name": "maxResults",
             "in": "query",
             "description": "Most results to return (default: all). Refused like `firstResult`.",
-            "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
         },
         "SortBy": {
             "name": "sortBy",
@@ -659,9 +658,17 @@ _QUERY_FILTER_SCHEMAS: Json = {
 def _headers() -> Json:
     text = {"type": "string"}
     return {
-        "X-Request-Id": {"description": "The request's id, as logged.", "schema": text},
+        "X-Request-Id": {
+            "description": (
+                "The request's id, as logged: its own `X-Request-Id` when that is printable "
+                "ASCII of up to 128 characters, else a new one."
+            ),
+            "required": True,
+            "schema": text,
+        },
         "WWW-Authenticate": {
             "description": 'Basic realm="casevars", Bearer realm="casevars"',
+            "required": True,
             "schema": text,
         },
         "ETag": {
@@ -671,9 +678,10 @@ def _headers() -> Json:
             ),
             "schema": text,
         },
-        "Accept-Ranges": {"schema": {"const": "bytes"}},
+        "Accept-Ranges": {"required": True, "schema": {"const": "bytes"}},
         "Content-Range": {
             "description": "`bytes first-last/size` (206) or `bytes */size` (416).",
+            "required": True,
             "schema": text,
         },
         "Content-Disposition": {
@@ -735,7 +743,7 @@ def _body_errors() -> Json:
 
 
 def _health_paths() -> Json:
-    no_auth: list[Json] = [{}]
+    no_auth: list[Json] = []
     return {
         "/health/live": {
             "get": _operation(
@@ -772,9 +780,15 @@ def _health_paths() -> Json:
                 "when authentication is on, unless `CASEVARS_METRICS_PUBLIC=true`.",
                 {
                     "200": {
-                        "description": "Prometheus text format.",
+                        "description": (
+                            "Prometheus text format (`text/plain; version=0.0.4`), or "
+                            "OpenMetrics when the `Accept` header asks for it."
+                        ),
                         "headers": _REQUEST_ID_HEADER,
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
                     },
                     "401": _ref("responses", "Unauthorized"),
                 },
@@ -813,7 +827,8 @@ _QUERY_400 = (
     "A filter or paging parameter Camunda refuses (`Cannot set query parameter '...' to "
     "value '...'`, `Only a single sorting parameter specified. sortBy and sortOrder "
     "required`, `Invalid variable comparator specified: ...`, `variable query parameter "
-    "has to have format KEY_OPERATOR_VALUE.`), an unsupported filter, or text containing "
+    "has to have format KEY_OPERATOR_VALUE.`, `Only string values can be used with 'like' "
+    "condition`), an unsupported filter, or text containing "
     "NUL: `InvalidRequestException`."
 )
 
@@ -896,8 +911,8 @@ def _case_paths() -> Json:
                     **_errors(
                         s400="A variable Camunda refuses: the PUT's type and message with "
                         "the prefix `Cannot instantiate case definition {key}: `; nothing "
-                        f"is created. {_BAD_JSON} A key longer than {MAX_ID_LENGTH} "
-                        "characters or one containing NUL."
+                        f"is created. {_BAD_JSON} A key or `businessKey` longer than "
+                        f"{MAX_ID_LENGTH} characters or containing NUL."
                     ),
                 },
                 parameters=[_ref("parameters", "CaseDefinitionKey")],
@@ -934,8 +949,9 @@ def _case_paths() -> Json:
                     **_common(body=True),
                     **_body_errors(),
                     **_errors(
-                        s400=f"{_BAD_JSON} An id longer than {MAX_ID_LENGTH} characters, or "
-                        "text containing NUL."
+                        s400=f"{_BAD_JSON} An id or field longer than {MAX_ID_LENGTH} "
+                        f"characters or containing NUL (`The businessKey is longer than "
+                        f"{MAX_ID_LENGTH} characters`)."
                     ),
                 },
                 parameters=[_CASE_ID],

@@ -99,6 +99,8 @@ _DATE = re.compile(
     r"([+-])([0-9]{2})([0-9]{2})"
 )
 _JSON_STRING = json.JSONDecoder()
+# A \ud800-\udfff escape: how JSON text spells a (possibly lone) surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class ValueProblem(Exception):
@@ -607,9 +609,17 @@ def _deserialize_json(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     try:
-        return jsontext.loads(text)
+        parsed = jsontext.loads(text)
     except (ValueError, RecursionError):
         return text
+    if _SURROGATE_ESCAPE.search(text):
+        # The standard library's parser (jsontext's fallback for long integers) reads
+        # lone surrogates, which no UTF-8 response can carry: show the text instead.
+        try:
+            jsontext.dumps(parsed)
+        except (ValueError, RecursionError):
+            return text
+    return parsed
 
 
 def _check_storable(parsed: ParsedValue) -> None:

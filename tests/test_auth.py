@@ -66,12 +66,12 @@ async def secured(make_client, users_file, tokens_file):
     return await make_client(auth_file=users_file, auth_tokens_file=tokens_file)
 
 
-async def _refusal(response):
+async def _refusal(response, schemes=("Basic", "Bearer")):
     assert response.status == 401
     assert response.headers["Content-Type"].startswith("application/json")
+    # The challenge offers exactly the configured schemes.
     challenge = response.headers["WWW-Authenticate"]
-    assert "Basic" in challenge
-    assert "Bearer" in challenge
+    assert {part.split()[0] for part in challenge.split(", ")} == set(schemes)
     assert response.headers["X-Request-Id"]
     error = await response.json()
     assert error["type"] == "NotAuthorizedException"
@@ -174,22 +174,24 @@ async def test_health_routes_stay_open(secured):
 
 async def test_metrics_protected_unless_public(make_client, tokens_file):
     protected = await make_client(auth_tokens_file=tokens_file)
-    await _refusal(await protected.get("/metrics"))
+    await _refusal(await protected.get("/metrics"), ("Bearer",))
     assert (await protected.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).ok
     public = await make_client(auth_tokens_file=tokens_file, metrics_public=True)
     assert (await public.get("/metrics")).status == 200
-    await _refusal(await public.get(ANY_ROUTE))
+    await _refusal(await public.get(ANY_ROUTE), ("Bearer",))
 
 
 async def test_only_the_configured_scheme_is_accepted(make_client, users_file, tokens_file):
     tokens_only = await make_client(auth_tokens_file=tokens_file)
     message = await _refusal(
-        await tokens_only.get(ANY_ROUTE, headers={"Authorization": basic("alice", "x")})
+        await tokens_only.get(ANY_ROUTE, headers={"Authorization": basic("alice", "x")}),
+        ("Bearer",),
     )
     assert message == "Unsupported authentication scheme: send a bearer token"
     users_only = await make_client(auth_file=users_file)
     message = await _refusal(
-        await users_only.get(ANY_ROUTE, headers={"Authorization": f"Bearer {TOKEN}"})
+        await users_only.get(ANY_ROUTE, headers={"Authorization": f"Bearer {TOKEN}"}),
+        ("Basic",),
     )
     assert message == "Unsupported authentication scheme: send HTTP Basic credentials"
     good = {"Authorization": basic("alice", USERS["alice"])}
@@ -420,3 +422,24 @@ def test_serve_refuses_a_malformed_file_with_a_clear_message(tmp_path, endpoints
         f"casevars: configuration error: CASEVARS_AUTH_TOKENS_FILE: line 1 of {tokens}: "
         "a token needs at least 16 characters"
     )
+
+
+async def test_expect_continue_gets_the_401_instead_of_100(make_client, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("t" * 32 + "\n")
+    client = await make_client(auth_tokens_file=tokens)
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /case-instance/c/variables/v/data HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1073741824\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 401")
+    assert b'www-authenticate: bearer realm="casevars"' in head.lower()
+    assert b"basic" not in head.lower()
