@@ -411,11 +411,14 @@ async def _stream(
     downloaded = request.app[METRICS].download_bytes
     # Opening the object before prepare() lets an S3 outage still be a 503.
     async with request.app[keys.BLOBS].open_read(key, first=first, last=last) as chunks:
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             async for chunk in chunks:
                 await response.write(chunk)
                 downloaded.inc(len(chunk))
+        except ConnectionError:
+            log.info("download.client_gone", key=key)  # nothing to answer, nothing lost
+            return
         except Exception:
             # The status line is gone; all that is left is to cut the connection so
             # the client sees a short body rather than a complete-looking one.
