@@ -127,7 +127,7 @@ async def run_load(name: str, seconds: float, request: Request) -> dict[str, flo
     return result
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_ready(url: str, process: subprocess.Popen[bytes], expected: int) -> None:
     deadline = time.monotonic() + 120
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
@@ -135,7 +135,7 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
                 raise SystemExit(f"{url}: the server exited during start-up")
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(url) as response:
-                    if response.status < 500:
+                    if response.status == expected:
                         return
             await asyncio.sleep(0.1)
     raise SystemExit(f"{url} did not get ready")
@@ -154,7 +154,7 @@ async def main(seconds: float) -> None:
     ceiling: subprocess.Popen[bytes] | None = None
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(f"{base}/health/ready", service)
+        await wait_ready(f"{base}/health/ready", service, 200)
         dsn = orjson.loads((data_dir / "embedded.json").read_bytes())["postgres"]["dsn"]
         ceiling = subprocess.Popen(
             [sys.executable, __file__, "--ceiling", dsn, str(ceiling_port)],
@@ -162,7 +162,7 @@ async def main(seconds: float) -> None:
             stderr=log,
         )
         ceiling_base = f"http://127.0.0.1:{ceiling_port}"
-        await wait_ready(f"{ceiling_base}/kv/none", ceiling)
+        await wait_ready(f"{ceiling_base}/kv/none", ceiling, 404)
         async with (
             aiohttp.ClientSession() as session,
             session.put(f"{base}/case-instance/bench") as response,
