@@ -21,6 +21,7 @@ import asyncpg
 import structlog
 
 from service.blobstore import BlobStore, ObjectInfo
+from service.db import CONNECTION_ERRORS
 from service.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -47,23 +48,13 @@ QUERY_TIMEOUT_SECONDS = 300.0
 
 Database = asyncpg.Pool | str
 
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
-
 
 @contextlib.contextmanager
 def _postgres_errors() -> Iterator[None]:
     """Unavailable when Postgres cannot be reached or lacks the casevars schema."""
     try:
         yield
-    except _CONNECTION_ERRORS as error:
+    except CONNECTION_ERRORS as error:
         raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as error:
         raise Unavailable(
@@ -92,7 +83,7 @@ class _Connections:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            with contextlib.suppress(*_CONNECTION_ERRORS):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 await connection.close(timeout=CONNECT_TIMEOUT_SECONDS)
 
     @contextlib.asynccontextmanager

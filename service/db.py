@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 import orjson
 
 from service.errors import Unavailable
+
+# Errors that mean "Postgres is not there or not answering": callers answer 503.
+CONNECTION_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection

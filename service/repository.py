@@ -7,7 +7,6 @@ service put in S3. Parameters are always bound, never formatted in.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from service.db import CONNECTION_ERRORS
 from service.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -73,16 +73,6 @@ class NewValue:
     blob: Blob | None = None
 
 
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
-
 _CASE_COLUMNS = "id, business_key, case_definition_key, case_definition_id, tenant_id"
 _VARIABLE_COLUMNS = """
     v.name, v.type, v.value, v.value_info, v.blob_key, b.size, b.sha256
@@ -124,7 +114,7 @@ class Repository:
         try:
             async with self._pool.acquire() as connection:
                 yield connection
-        except _CONNECTION_ERRORS as error:
+        except CONNECTION_ERRORS as error:
             failed = True
             raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
         except asyncpg.PostgresError as error:

@@ -277,3 +277,45 @@ async def s3(endpoints: Endpoints) -> AsyncIterator[Any]:
 
 def new_id(label: str = "case") -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+def casevars_env(endpoints: Endpoints, **settings: str) -> dict[str, str]:
+    """The environment of a `casevars` process on the given Postgres, bucket and prefix."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CASEVARS_", "DATABASE_URL", "S3_", "AWS_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": endpoints.dsn,
+            "S3_ENDPOINT_URL": str(endpoints.s3_endpoint_url),
+            "S3_BUCKET": endpoints.s3_bucket,
+            "S3_PREFIX": endpoints.s3_prefix,
+            "S3_REGION": endpoints.s3_region,
+            "AWS_ACCESS_KEY_ID": str(endpoints.s3_access_key_id),
+            "AWS_SECRET_ACCESS_KEY": str(endpoints.s3_secret_access_key),
+            "CASEVARS_LOG_FORMAT": "json",
+            **settings,
+        }
+    )
+    return env
+
+
+async def run_casevars(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a one-shot `casevars` command to its end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(
+        list(args), process.returncode, stdout.decode(), stderr.decode()
+    )

@@ -8,9 +8,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -24,7 +21,7 @@ from service import blobstore, collector, keys
 from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
 from service.errors import Unavailable
-from tests.conftest import ROOT, TEST_TIMEOUT_SECONDS
+from tests.conftest import TEST_TIMEOUT_SECONDS, casevars_env, run_casevars
 from tests.faultproxy import FaultProxy
 
 HOUR = 3600.0
@@ -503,43 +500,10 @@ async def test_interval_zero_turns_the_collector_off(world, make_client):
 
 
 def cli_env(world: World, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CASEVARS_", "DATABASE_URL", "S3_", "AWS_"))
-    }
-    env.update(
-        {
-            "DATABASE_URL": world.dsn,
-            "S3_ENDPOINT_URL": str(world.endpoints.s3_endpoint_url),
-            "S3_BUCKET": world.bucket,
-            "S3_PREFIX": world.prefix,
-            "S3_REGION": world.endpoints.s3_region,
-            "AWS_ACCESS_KEY_ID": str(world.endpoints.s3_access_key_id),
-            "AWS_SECRET_ACCESS_KEY": str(world.endpoints.s3_secret_access_key),
-            "CASEVARS_LOG_FORMAT": "json",
-            **extra,
-        }
-    )
-    return env
+    return casevars_env(world.endpoints, **extra)
 
 
-async def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(
-        list(args), process.returncode, stdout.decode(), stderr.decode()
-    )
+run_cli = run_casevars
 
 
 # SeaweedFS: moto dates every multipart upload 2010-11-10, so none is young there.

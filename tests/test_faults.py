@@ -40,12 +40,13 @@ import pytest
 from service import blobstore, collector
 from service.config import Endpoints, Settings
 from tests.conftest import (
-    ROOT,
     TEST_TIMEOUT_SECONDS,
     MotoServer,
     free_port,
     new_id,
+    run_casevars,
 )
+from tests.conftest import casevars_env as shared_casevars_env
 from tests.faultproxy import FaultProxy
 from tests.forms import (
     BOUNDARY,
@@ -100,49 +101,17 @@ async def raw_s3(endpoints: Endpoints) -> AsyncIterator[Any]:
 
 def casevars_env(endpoints: Endpoints, **settings: str) -> dict[str, str]:
     """The environment of a `casevars` process on the test's Postgres, bucket and prefix."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CASEVARS_", "DATABASE_URL", "S3_", "AWS_"))
+    defaults = {
+        "CASEVARS_S3_PART_SIZE": "5MiB",
+        "CASEVARS_S3_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS),
+        "CASEVARS_DB_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS),
+        "CASEVARS_MAX_UPLOAD_BYTES": "2GiB",
+        "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
     }
-    env.update(
-        {
-            "DATABASE_URL": endpoints.dsn,
-            "S3_ENDPOINT_URL": str(endpoints.s3_endpoint_url),
-            "S3_BUCKET": endpoints.s3_bucket,
-            "S3_PREFIX": endpoints.s3_prefix,
-            "S3_REGION": endpoints.s3_region,
-            "AWS_ACCESS_KEY_ID": str(endpoints.s3_access_key_id),
-            "AWS_SECRET_ACCESS_KEY": str(endpoints.s3_secret_access_key),
-            "CASEVARS_LOG_FORMAT": "json",
-            "CASEVARS_S3_PART_SIZE": "5MiB",
-            "CASEVARS_S3_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS),
-            "CASEVARS_DB_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS),
-            "CASEVARS_MAX_UPLOAD_BYTES": "2GiB",
-            "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
-            **settings,
-        }
-    )
-    return env
+    return shared_casevars_env(endpoints, **{**defaults, **settings})
 
 
-async def casevars(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a one-shot `casevars` command to its end."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(
-        list(args), process.returncode, stdout.decode(), stderr.decode()
-    )
+casevars = run_casevars
 
 
 class ServeProcess:

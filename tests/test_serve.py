@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import free_port, new_id
+from tests.conftest import casevars_env, free_port, new_id
 from tests.forms import (
     BOUNDARY,
     FORM,
@@ -32,22 +31,13 @@ MIB = 1024 * 1024
 class Serve:
     def __init__(self, endpoints, tmp_path, **settings: str) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CASEVARS_")}
-        env.update(
-            {
-                "DATABASE_URL": endpoints.dsn,
-                "S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
-                "S3_BUCKET": endpoints.s3_bucket,
-                "S3_PREFIX": endpoints.s3_prefix,
-                "S3_REGION": endpoints.s3_region,
-                "AWS_ACCESS_KEY_ID": endpoints.s3_access_key_id,
-                "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_access_key,
-                "CASEVARS_PORT": str(self.port),
-                "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
-                "CASEVARS_S3_PART_SIZE": "5MiB",
-                "CASEVARS_MAX_UPLOAD_BYTES": "1GiB",
-                **settings,
-            }
+        env = casevars_env(
+            endpoints,
+            CASEVARS_PORT=str(self.port),
+            CASEVARS_COLLECTOR_INTERVAL_SECONDS="0",
+            CASEVARS_S3_PART_SIZE="5MiB",
+            CASEVARS_MAX_UPLOAD_BYTES="1GiB",
+            **settings,
         )
         self.log = tmp_path / f"serve-{self.port}.log"
         with self.log.open("wb") as log:
