@@ -103,7 +103,14 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except errors.CamundaError as error:
-        return camunda_error_response(error)
+        response = camunda_error_response(error)
+        if not request.content.at_eof() and isinstance(
+            error, errors.TooLarge | errors.Unauthenticated
+        ):
+            # The rest of a refused body is not read (aiohttp would otherwise read and
+            # drop it for up to 10 s): the connection ends after this answer.
+            response.force_close()
+        return response
     except errors.UploadAborted as error:
         # The client went away or stalled; whatever it gets (if anything) ends the
         # connection.

@@ -542,6 +542,7 @@ async def test_too_large_is_413_mid_stream(make_client, db, s3, endpoints):
     )
     assert response.status == 413
     assert (await _error(response))["type"] == "InvalidRequestException"
+    assert response.headers["Connection"] == "close", "the rest of the body is not read"
     assert sent < 64 * MIB, "the refusal came before the whole body was read"
     await _assert_untouched(client, db, case_id, "v")
     await assert_nothing_unknown(db, s3, endpoints.s3_bucket, endpoints.s3_prefix)
