@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiobotocore.session
 import asyncpg
@@ -29,6 +30,7 @@ from service.config import MIB, Endpoints, Settings
 from service.db import init_connection
 from service.embedded import EmbeddedServices
 from service.migrate import migrate
+from tests.faultproxy import FaultProxy
 
 TEST_BUCKET = "casevars-test"
 MOTO_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
@@ -261,9 +263,9 @@ async def db(endpoints: Endpoints) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-@pytest.fixture
-async def s3(endpoints: Endpoints) -> AsyncIterator[Any]:
-    """A raw S3 client on the test's bucket, to check what the service stored."""
+@contextlib.asynccontextmanager
+async def raw_s3_client(endpoints: Endpoints) -> AsyncIterator[Any]:
+    """A plain aiobotocore client on the endpoints' S3 (not the service's blob store)."""
     session = aiobotocore.session.get_session()
     async with session.create_client(
         "s3",
@@ -273,6 +275,46 @@ async def s3(endpoints: Endpoints) -> AsyncIterator[Any]:
         aws_secret_access_key=endpoints.s3_secret_access_key,
     ) as raw:
         yield raw
+
+
+@pytest.fixture
+async def s3(endpoints: Endpoints) -> AsyncIterator[Any]:
+    """A raw S3 client on the test's bucket, to check what the service stored."""
+    async with raw_s3_client(endpoints) as raw:
+        yield raw
+
+
+@contextlib.asynccontextmanager
+async def proxied_s3(endpoints: Endpoints) -> AsyncIterator[tuple[FaultProxy, Endpoints]]:
+    """The endpoints with S3 reached through a FaultProxy the test can cut."""
+    target = urlsplit(str(endpoints.s3_endpoint_url))
+    assert target.hostname is not None
+    assert target.port is not None
+    proxy = FaultProxy(target.hostname, target.port)
+    await proxy.start()
+    try:
+        yield (
+            proxy,
+            dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}"),
+        )
+    finally:
+        await proxy.close()
+
+
+@contextlib.asynccontextmanager
+async def proxied_postgres(endpoints: Endpoints) -> AsyncIterator[tuple[FaultProxy, Endpoints]]:
+    """The endpoints with Postgres reached through a FaultProxy the test can cut."""
+    target = urlsplit(endpoints.dsn)
+    assert target.hostname is not None
+    assert target.port is not None
+    proxy = FaultProxy(target.hostname, target.port)
+    await proxy.start()
+    try:
+        userinfo, at, _ = target.netloc.rpartition("@")
+        dsn = urlunsplit(target._replace(netloc=f"{userinfo}{at}127.0.0.1:{proxy.port}"))
+        yield proxy, dataclasses.replace(endpoints, dsn=dsn)
+    finally:
+        await proxy.close()
 
 
 def new_id(label: str = "case") -> str:

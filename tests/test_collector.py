@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import aiobotocore.session
 import asyncpg
 import pytest
 
@@ -21,8 +20,13 @@ from service import blobstore, collector, keys
 from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
 from service.errors import Unavailable
-from tests.conftest import TEST_TIMEOUT_SECONDS, casevars_env, run_casevars
-from tests.faultproxy import FaultProxy
+from tests.conftest import (
+    TEST_TIMEOUT_SECONDS,
+    casevars_env,
+    proxied_s3,
+    raw_s3_client,
+    run_casevars,
+)
 
 HOUR = 3600.0
 
@@ -40,15 +44,6 @@ class RecordingStore(BlobStore):
         self.delete_calls += 1
         self.deleted.extend(batch)
         await super().delete_many(batch)
-
-
-def _client_kwargs(endpoints: Endpoints) -> dict[str, Any]:
-    return {
-        "endpoint_url": endpoints.s3_endpoint_url,
-        "region_name": endpoints.s3_region,
-        "aws_access_key_id": endpoints.s3_access_key_id,
-        "aws_secret_access_key": endpoints.s3_secret_access_key,
-    }
 
 
 class World:
@@ -177,8 +172,7 @@ class World:
 @contextlib.asynccontextmanager
 async def open_world(dsn: str, s3_endpoints: Endpoints) -> AsyncIterator[World]:
     endpoints = dataclasses.replace(s3_endpoints, dsn=dsn)
-    session = aiobotocore.session.get_session()
-    async with session.create_client("s3", **_client_kwargs(endpoints)) as raw:
+    async with raw_s3_client(endpoints) as raw:
         db = await asyncpg.connect(dsn)
         try:
             yield World(dsn, endpoints, db, raw)
@@ -408,23 +402,17 @@ async def test_an_upload_finishing_late_cannot_make_a_collected_pending_blob_liv
 
 async def test_s3_failing_rolls_the_page_back_and_the_next_pass_finishes(world):
     due = await world.garbage(due_in=-1)
-    target = world.endpoints.s3_endpoint_url
-    assert target is not None
-    host, port = target.removeprefix("http://").split(":")
-    proxy = FaultProxy(host, int(port))
-    await proxy.start()
-    proxied = dataclasses.replace(world.endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
     settings = _settings(s3_timeout_seconds=1.0)
-    try:
-        async with blobstore.open_blob_store(settings, proxied) as via_proxy:
-            await proxy.cut()
-            with pytest.raises(Unavailable):
-                await _collect(world, via_proxy)
-            assert await world.row_states() == {due: "garbage"}
-            proxy.restore()
-            assert (await _collect(world, via_proxy)).garbage_deleted == 1
-    finally:
-        await proxy.close()
+    async with (
+        proxied_s3(world.endpoints) as (proxy, proxied),
+        blobstore.open_blob_store(settings, proxied) as via_proxy,
+    ):
+        await proxy.cut()
+        with pytest.raises(Unavailable):
+            await _collect(world, via_proxy)
+        assert await world.row_states() == {due: "garbage"}
+        proxy.restore()
+        assert (await _collect(world, via_proxy)).garbage_deleted == 1
     assert await world.object_keys() == set()
 
 
@@ -452,13 +440,7 @@ async def _eventually(predicate: Any, timeout: float = 15.0) -> None:
 
 
 async def test_the_app_runs_the_collector_survives_s3_failures_and_stops_clean(world, make_client):
-    target = world.endpoints.s3_endpoint_url
-    assert target is not None
-    host, port = target.removeprefix("http://").split(":")
-    proxy = FaultProxy(host, int(port))
-    await proxy.start()
-    proxied = dataclasses.replace(world.endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
-    try:
+    async with proxied_s3(world.endpoints) as (proxy, proxied):
         client = await make_client(proxied, collector_interval_seconds=0.05, s3_timeout_seconds=1.0)
         task = client.app[keys.COLLECTOR]
         live = await world.live()
@@ -486,8 +468,6 @@ async def test_the_app_runs_the_collector_survives_s3_failures_and_stops_clean(w
         await client.close()
         assert task.done()
         assert task.cancelled()
-    finally:
-        await proxy.close()
 
 
 async def test_interval_zero_turns_the_collector_off(world, make_client):

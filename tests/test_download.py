@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import new_id
-from tests.faultproxy import FaultProxy
+from tests.conftest import new_id, proxied_s3
 from tests.forms import create_case, data_url, part, pattern, upload, upload_bytes
 
 CONTENT = pattern(100_000, seed=7)
@@ -188,11 +185,7 @@ async def test_unknown_case_instance_is_404(client):
 
 
 async def test_s3_unreachable_is_503(make_client, endpoints):
-    target = urlsplit(endpoints.s3_endpoint_url)
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+    async with proxied_s3(endpoints) as (proxy, proxied):
         client = await make_client(proxied, s3_timeout_seconds=1)
         case_id = new_id()
         await create_case(client, case_id)
@@ -201,5 +194,3 @@ async def test_s3_unreachable_is_503(make_client, endpoints):
         response = await client.get(data_url(case_id, "v"))
         assert response.status == 503
         assert (await response.json())["type"] == "RestException"
-    finally:
-        await proxy.close()

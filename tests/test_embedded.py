@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiobotocore.session
 import aiohttp
 import asyncpg
 import orjson
 import pytest
 
-from tests.conftest import free_port
+from service.config import Endpoints
+from tests.conftest import free_port, raw_s3_client
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -125,6 +125,20 @@ def serve_factory(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+def _s3_endpoints(state: dict[str, Any]) -> Endpoints:
+    """The S3 part of embedded.json as Endpoints."""
+    s3 = state["s3"]
+    return Endpoints(
+        "",
+        s3["endpoint_url"],
+        s3["bucket"],
+        s3["prefix"],
+        s3["region"],
+        s3["access_key_id"],
+        s3["secret_access_key"],
+    )
+
+
 async def _write_marks(state: dict[str, Any]) -> None:
     connection = await asyncpg.connect(state["postgres"]["dsn"])
     try:
@@ -132,15 +146,8 @@ async def _write_marks(state: dict[str, Any]) -> None:
         await connection.execute("INSERT INTO mark VALUES ('kept')")
     finally:
         await connection.close()
-    s3 = state["s3"]
-    async with aiobotocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        region_name=s3["region"],
-        aws_access_key_id=s3["access_key_id"],
-        aws_secret_access_key=s3["secret_access_key"],
-    ) as client:
-        await client.put_object(Bucket=s3["bucket"], Key="mark", Body=b"kept")
+    async with raw_s3_client(_s3_endpoints(state)) as client:
+        await client.put_object(Bucket=state["s3"]["bucket"], Key="mark", Body=b"kept")
 
 
 async def _read_marks(state: dict[str, Any]) -> tuple[list[str], bytes]:
@@ -149,15 +156,8 @@ async def _read_marks(state: dict[str, Any]) -> tuple[list[str], bytes]:
         rows = [r["v"] for r in await connection.fetch("SELECT v FROM mark")]
     finally:
         await connection.close()
-    s3 = state["s3"]
-    async with aiobotocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        region_name=s3["region"],
-        aws_access_key_id=s3["access_key_id"],
-        aws_secret_access_key=s3["secret_access_key"],
-    ) as client:
-        response = await client.get_object(Bucket=s3["bucket"], Key="mark")
+    async with raw_s3_client(_s3_endpoints(state)) as client:
+        response = await client.get_object(Bucket=state["s3"]["bucket"], Key="mark")
         body = await response["Body"].read()
     return rows, body
 

@@ -29,9 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import aiobotocore.session
 import aiohttp
 import asyncpg
 import orjson
@@ -44,10 +42,12 @@ from tests.conftest import (
     MotoServer,
     free_port,
     new_id,
+    proxied_postgres,
+    proxied_s3,
+    raw_s3_client,
     run_casevars,
 )
 from tests.conftest import casevars_env as shared_casevars_env
-from tests.faultproxy import FaultProxy
 from tests.forms import (
     BOUNDARY,
     FORM,
@@ -84,19 +84,6 @@ def endpoints(fresh_database_dsn: str, s3_endpoints: Endpoints) -> Endpoints:
     every blob row of its database) and a fresh S3 prefix; `db`, `s3` and `make_client`
     follow it."""
     return dataclasses.replace(s3_endpoints, dsn=fresh_database_dsn)
-
-
-@contextlib.asynccontextmanager
-async def raw_s3(endpoints: Endpoints) -> AsyncIterator[Any]:
-    session = aiobotocore.session.get_session()
-    async with session.create_client(
-        "s3",
-        endpoint_url=endpoints.s3_endpoint_url,
-        region_name=endpoints.s3_region,
-        aws_access_key_id=endpoints.s3_access_key_id,
-        aws_secret_access_key=endpoints.s3_secret_access_key,
-    ) as client:
-        yield client
 
 
 def casevars_env(endpoints: Endpoints, **settings: str) -> dict[str, str]:
@@ -190,7 +177,7 @@ async def own_moto(endpoints) -> AsyncIterator[tuple[MotoServer, Endpoints]]:
 
 
 async def make_bucket(endpoints: Endpoints) -> None:
-    async with raw_s3(endpoints) as client:
+    async with raw_s3_client(endpoints) as client:
         await client.create_bucket(Bucket=endpoints.s3_bucket)
 
 
@@ -471,7 +458,7 @@ async def test_s3_server_stopped_mid_upload_is_503_and_keeps_the_previous_value(
     # moto keeps everything in memory, so its restart lost the bucket and the previous
     # value's object; a real S3 keeps both. Put back what it would have kept.
     await make_bucket(own)
-    async with raw_s3(own) as s3:
+    async with raw_s3_client(own) as s3:
         await s3.put_object(Bucket=own.s3_bucket, Key=row["blob_key"], Body=PREVIOUS)
         await wait_for(lambda: settled(db, s3, own))
     await assert_holds(client, db, case_id, "v", PREVIOUS)
@@ -509,7 +496,7 @@ async def test_s3_server_frozen_mid_upload_is_503_in_bounded_time(
         await _previous_and_garbage(db, own, case_id)
     finally:
         os.kill(pid, signal.SIGCONT)
-    async with raw_s3(own) as s3:
+    async with raw_s3_client(own) as s3:
         await wait_for(lambda: settled(db, s3, own), timeout=30)
     await assert_holds(client, db, case_id, "v", PREVIOUS)
     await collect_and_check(own)
@@ -530,13 +517,7 @@ async def _previous_and_garbage(db: Any, endpoints: Endpoints, case_id: str) -> 
 async def test_s3_cut_mid_upload_is_503_and_keeps_the_previous_value(
     s3_backend, make_client, endpoints, db, s3
 ):
-    target = urlsplit(str(endpoints.s3_endpoint_url))
-    assert target.hostname is not None
-    assert target.port is not None
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+    async with proxied_s3(endpoints) as (proxy, proxied):
         client = await make_client(proxied, s3_timeout_seconds=2)
         case_id = new_id()
         await create_case_with(client, case_id, v=PREVIOUS)
@@ -554,30 +535,16 @@ async def test_s3_cut_mid_upload_is_503_and_keeps_the_previous_value(
         await assert_holds(client, db, case_id, "v", PREVIOUS)
         await collect_and_check(endpoints)
         await assert_holds(client, db, case_id, "v", PREVIOUS)
-    finally:
-        await proxy.close()
 
 
 # --- 3. Postgres unreachable when the upload finishes ------------------------------------------
-
-
-def _dsn_through(dsn: str, port: int) -> str:
-    parts = urlsplit(dsn)
-    userinfo, at, _ = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:{port}"))
 
 
 @pytest.mark.parametrize("size", [MIB, 12 * MIB], ids=["one-part", "multipart"])
 async def test_postgres_cut_when_the_upload_finishes_is_503_and_the_object_collected(
     make_client, endpoints, db, s3, size
 ):
-    target = urlsplit(endpoints.dsn)
-    assert target.hostname is not None
-    assert target.port is not None
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(endpoints, dsn=_dsn_through(endpoints.dsn, proxy.port))
+    async with proxied_postgres(endpoints) as (proxy, proxied):
         client = await make_client(proxied, db_timeout_seconds=2)
         case_id = new_id()
         await create_case_with(client, case_id, v=PREVIOUS)
@@ -611,8 +578,6 @@ async def test_postgres_cut_when_the_upload_finishes_is_503_and_the_object_colle
         await collect_and_check(endpoints)
         assert new_key not in await s3_keys(s3, endpoints.s3_bucket, endpoints.s3_prefix)
         await assert_holds(client, db, case_id, "v", PREVIOUS)
-    finally:
-        await proxy.close()
 
 
 async def _has_state(db: Any, endpoints: Endpoints, state: str) -> bool:

@@ -1,11 +1,9 @@
 import dataclasses
-from urllib.parse import urlsplit
 
 import pytest
 
 from service.config import Endpoints
-from tests.conftest import MOTO_KEYS, TEST_BUCKET, MotoServer
-from tests.faultproxy import FaultProxy
+from tests.conftest import MOTO_KEYS, TEST_BUCKET, MotoServer, proxied_postgres, proxied_s3
 
 
 async def test_live(client):
@@ -22,20 +20,11 @@ async def test_ready_when_both_answer(client):
 
 @pytest.fixture
 async def proxies(endpoints):
-    s3 = urlsplit(endpoints.s3_endpoint_url)
-    db = urlsplit(endpoints.dsn)
-    s3_proxy = FaultProxy(s3.hostname, s3.port)
-    db_proxy = FaultProxy(db.hostname, db.port)
-    await s3_proxy.start()
-    await db_proxy.start()
-    proxied = dataclasses.replace(
-        endpoints,
-        s3_endpoint_url=f"http://127.0.0.1:{s3_proxy.port}",
-        dsn=endpoints.dsn.replace(f"{db.hostname}:{db.port}", f"127.0.0.1:{db_proxy.port}"),
-    )
-    yield proxied, s3_proxy, db_proxy
-    await s3_proxy.close()
-    await db_proxy.close()
+    async with (
+        proxied_s3(endpoints) as (s3_proxy, via_s3_proxy),
+        proxied_postgres(via_s3_proxy) as (db_proxy, proxied),
+    ):
+        yield proxied, s3_proxy, db_proxy
 
 
 @pytest.mark.parametrize("cut", ["s3", "postgres"])

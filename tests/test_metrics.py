@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import UPLOAD_REFUSALS
-from tests.conftest import TEST_PART_SIZE, new_id
-from tests.faultproxy import FaultProxy
+from tests.conftest import TEST_PART_SIZE, new_id, proxied_postgres, proxied_s3
 from tests.forms import FORM, body, create_case, data_url, part, pattern, upload, upload_bytes
 
 DATA_ROUTE = "/case-instance/{id}/variables/{name}/data"
@@ -177,11 +175,7 @@ async def test_refused_uploads_by_reason(make_client):
 
 
 async def test_s3_failures_count_by_operation_and_refuse_uploads(make_client, endpoints):
-    target = urlsplit(endpoints.s3_endpoint_url)
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+    async with proxied_s3(endpoints) as (proxy, proxied):
         client = await make_client(proxied, s3_timeout_seconds=1)
         case_id = new_id()
         await create_case(client, case_id)
@@ -190,21 +184,10 @@ async def test_s3_failures_count_by_operation_and_refuse_uploads(make_client, en
         samples = await scrape(client)
         assert total(samples, "casevars_s3_operation_errors_total", operation="PutObject") == 1
         assert total(samples, "casevars_uploads_refused_total", reason="unavailable") == 1
-    finally:
-        await proxy.close()
 
 
 async def test_postgres_failures_count_by_repository_method(make_client, endpoints):
-    target = urlsplit(endpoints.dsn)
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(
-            endpoints,
-            dsn=endpoints.dsn.replace(
-                f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}"
-            ),
-        )
+    async with proxied_postgres(endpoints) as (proxy, proxied):
         client = await make_client(proxied, db_timeout_seconds=1)
         await proxy.cut()
         assert (await client.get(f"/case-instance/{new_id()}")).status == 503
@@ -219,8 +202,6 @@ async def test_postgres_failures_count_by_repository_method(make_client, endpoin
             )
             == 1
         )
-    finally:
-        await proxy.close()
 
 
 async def test_collector_counts(make_client, endpoints, fresh_database_dsn):
@@ -238,20 +219,13 @@ async def test_collector_counts(make_client, endpoints, fresh_database_dsn):
 
 
 async def test_collector_errors_count(make_client, endpoints, fresh_database_dsn):
-    target = urlsplit(endpoints.s3_endpoint_url)
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        broken = dataclasses.replace(
-            endpoints, dsn=fresh_database_dsn, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}"
-        )
+    fresh = dataclasses.replace(endpoints, dsn=fresh_database_dsn)
+    async with proxied_s3(fresh) as (proxy, broken):
         await proxy.cut()
         client = await make_client(broken, collector_interval_seconds=0.1, s3_timeout_seconds=1)
         samples = await wait_for_metric(client, "casevars_collector_errors_total")
         errors = "casevars_s3_operation_errors_total"
         assert total(samples, errors, operation="ListMultipartUploads") >= 1
-    finally:
-        await proxy.close()
 
 
 async def test_each_app_counts_on_its_own_registry(make_client):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import io
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import pytest
 
 from service.config import MIB
-from tests.conftest import TEST_PART_SIZE, new_id
-from tests.faultproxy import FaultProxy
+from tests.conftest import TEST_PART_SIZE, new_id, proxied_s3
 from tests.forms import (
     BOUNDARY,
     FORM,
@@ -589,11 +586,7 @@ async def _no_uploads(s3, endpoints):
 
 
 async def test_s3_cut_mid_upload_is_503_and_leaves_no_upload(make_client, db, s3, endpoints):
-    target = urlsplit(endpoints.s3_endpoint_url)
-    proxy = FaultProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        proxied = dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+    async with proxied_s3(endpoints) as (proxy, proxied):
         client = await make_client(proxied, s3_timeout_seconds=2)
         case_id = new_id()
         await create_case(client, case_id)
@@ -622,8 +615,6 @@ async def test_s3_cut_mid_upload_is_503_and_leaves_no_upload(make_client, db, s3
         # The abort that failed while S3 was cut is retried once it is back.
         await _wait_for(lambda: _no_uploads(s3, endpoints), timeout=30)
         await assert_nothing_unknown(db, s3, endpoints.s3_bucket, endpoints.s3_prefix)
-    finally:
-        await proxy.close()
 
 
 async def test_racing_uploads_last_commit_wins(s3_backend, client, db, s3, endpoints, case_id):
