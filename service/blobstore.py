@@ -21,6 +21,7 @@ import botocore.handlers
 from aiobotocore.config import AioConfig
 from aiohttp.abc import AbstractStreamWriter
 
+from service import relay
 from service.config import Endpoints, Settings, part_size_for
 from service.errors import BlobMissing, TooLarge, Unavailable
 
@@ -70,6 +71,60 @@ class OpenUpload:
     key: str
     upload_id: str
     initiated: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class SocketSource:
+    """Where the rest of a download arrives once the HTTP client stops reading it."""
+
+    received: bytes  # already read from the socket, to be sent first
+    fd: int  # the plain TCP socket the remaining bytes arrive on
+    remaining: int
+    timeout: float | None  # longest silence of S3 to bear (None: no limit)
+
+
+class BlobReader:
+    """An object's bytes as S3 sends them: iterate for chunks, or take the socket
+    they arrive on (take_socket) to relay it without reading it in Python."""
+
+    def __init__(self, body: Any, size: int, stall_seconds: float | None) -> None:
+        self._body = body
+        self.size = size
+        self._stall_seconds = stall_seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                chunk = await self._body.read(READ_CHUNK_BYTES)
+            except (botocore.exceptions.ClientError, *_CONNECTION_ERRORS) as error:
+                raise _translate(error, "GetObject") from error
+            if not chunk:
+                return
+            yield chunk
+
+    def take_socket(self) -> SocketSource | None:
+        """The S3 connection's socket, handed over with whatever aiohttp has already
+        read from it, when it is plain TCP and carries the body as is (no TLS, no chunked
+        or content encoding); None otherwise, and the reader is still iterable. Once
+        taken, the connection is closed, never reused, when the reader closes."""
+        response = self._body.raw_stream  # aiohttp's ClientResponse
+        connection = response.connection
+        if connection is None or connection.transport is None:
+            return None  # the whole body has already arrived and the connection is back in the pool
+        if "Transfer-Encoding" in response.headers or response.headers.get(
+            "Content-Encoding", "identity"
+        ) not in {"identity", ""}:
+            return None
+        fd = relay.plain_tcp_fd(connection.transport)
+        if fd is None:
+            return None
+        if response.content.exception() is not None:
+            return None
+        # Nothing arrives between these two lines (no await): what aiohttp has read is
+        # all in its buffer, and from the pause on the socket is ours.
+        received = response.content.read_nowait(-1)
+        connection.transport.pause_reading()
+        return SocketSource(received, fd, self.size - len(received), self._stall_seconds)
 
 
 def _translate(error: BaseException, action: str) -> Exception:
@@ -122,7 +177,8 @@ class BlobStore:
         self.bucket = bucket
         self._part_size = part_size
         self._parts_in_flight = parts_in_flight
-        # Longest wait for S3 to take the next slice of a body (None: no limit).
+        # Longest S3 may stall a body: take no slice of an upload, or send nothing of a
+        # relayed download (None: no limit).
         self._stall_seconds = stall_seconds
         # Aborts that failed (S3 was down) and are retried in the background.
         self._retries: set[asyncio.Task[None]] = set()
@@ -224,8 +280,8 @@ class BlobStore:
     @contextlib.asynccontextmanager
     async def open_read(
         self, key: str, *, first: int | None = None, last: int | None = None
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The object's bytes (first..last inclusive when given) as chunks.
+    ) -> AsyncIterator[BlobReader]:
+        """The object's bytes (first..last inclusive when given).
 
         The request to S3 is made on entry, so a missing object or an S3 outage
         raises before the caller has sent anything to its own client.
@@ -235,27 +291,16 @@ class BlobStore:
             kwargs["Range"] = f"bytes={first}-{'' if last is None else last}"
         response = await _s3("GetObject", self._client.get_object(**kwargs))
         body = response["Body"]
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                try:
-                    chunk = await body.read(READ_CHUNK_BYTES)
-                except (botocore.exceptions.ClientError, *_CONNECTION_ERRORS) as error:
-                    raise _translate(error, "GetObject") from error
-                if not chunk:
-                    return
-                yield chunk
-
         try:
-            yield chunks()
+            yield BlobReader(body, response["ContentLength"], self._stall_seconds)
         finally:
             body.close()
 
     async def read_all(self, key: str) -> bytes:
         """A small object's whole content (inline Bytes values, serialized objects)."""
         buffer = io.BytesIO()
-        async with self.open_read(key) as chunks:
-            async for chunk in chunks:
+        async with self.open_read(key) as reader:
+            async for chunk in reader:
                 buffer.write(chunk)
         return buffer.getvalue()
 

@@ -108,6 +108,9 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     # A client that sends nothing for this long is disconnected.
     client_read_timeout_seconds: float = 60.0
+    # Relay downloads from S3's socket to the client's inside the kernel (splice(2)) when
+    # both are plain TCP on Linux; off: every byte goes through Python.
+    splice_downloads: bool = True
     log_format: LogFormat = "json"
     log_level: str = "INFO"
     # htpasswd-style file of users with bcrypt hashes (HTTP Basic); None: no Basic auth.
@@ -258,6 +261,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_COLLECTOR_INTERVAL_SECONDS": ("collector_interval_seconds", parse_seconds),
     "CASEVARS_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", parse_seconds),
     "CASEVARS_CLIENT_READ_TIMEOUT_SECONDS": ("client_read_timeout_seconds", parse_seconds),
+    "CASEVARS_SPLICE_DOWNLOADS": ("splice_downloads", parse_bool),
     "CASEVARS_LOG_FORMAT": ("log_format", _log_format),
     "CASEVARS_LOG_LEVEL": ("log_level", lambda text: text.strip().upper()),
     "CASEVARS_AUTH_FILE": ("auth_file", _path),
