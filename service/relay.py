@@ -77,6 +77,8 @@ def _duplicate(fd: int) -> Iterator[int]:
     closes its descriptor meanwhile."""
     copy = os.dup(fd)
     try:
+        os.set_blocking(copy, False)  # shared with the original, which asyncio made so
+
         yield copy
     finally:
         os.close(copy)

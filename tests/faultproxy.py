@@ -9,7 +9,7 @@ import contextlib
 
 class FaultProxy:
     """Forwards 127.0.0.1:<port> to target. cut() drops all connections and refuses
-    new ones until restore()."""
+    new ones until restore(); freeze() holds every byte, connections open, until thaw()."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
@@ -17,6 +17,8 @@ class FaultProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = True
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
 
     async def start(self) -> None:
@@ -44,6 +46,13 @@ class FaultProxy:
     def restore(self) -> None:
         self._open = True
 
+    def freeze(self) -> None:
+        """Stop forwarding, the way a hung server stops answering."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._open:
             writer.transport.abort()
@@ -67,10 +76,10 @@ class FaultProxy:
                 self._writers.discard(end)
                 end.transport.abort()
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await reader.read(256 * 1024):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
