@@ -28,6 +28,7 @@ from service.errors import (
 )
 from service.http_body import NOT_SUPPORTED, json_response, read_json
 from service.http_multipart import DataPart, Form, is_multipart_form, read_form
+from service.logs import RELAYED_BYTES_KEY
 from service.metrics import METRICS, counted, counts_uploads
 from service.repository import (
     Blob,
@@ -448,12 +449,14 @@ async def _relayed(
     if source.received:
         await response.write(source.received)
         sent(len(source.received))
+    request[RELAYED_BYTES_KEY] = 0
+
+    def relayed(count: int) -> None:
+        request[RELAYED_BYTES_KEY] += count
+        sent(count)
+
     await relay.relay(
-        source.fd,
-        client,
-        source.remaining,
-        source_timeout=source.timeout,
-        sent=sent,
+        source.fd, client, source.remaining, source_timeout=source.timeout, sent=relayed
     )
     return True
 

@@ -17,6 +17,8 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # Who the request's credentials proved to be (auth.py): "user:<name>" or
 # "token:<fingerprint>"; absent when authentication is off or the route is open.
 PRINCIPAL_KEY = web.RequestKey("principal", str)
+# Bytes of a download relayed in the kernel (relay.py), which aiohttp never saw.
+RELAYED_BYTES_KEY = web.RequestKey("relayed_bytes", int)
 _access_log = structlog.get_logger("casevars.access")
 
 
@@ -65,7 +67,7 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request: id, method, route, status, bytes, duration. Never bodies,
     query strings or headers, which may carry credentials. bytes_in counts the body
     bytes actually received (a refused upload shows how little was read), bytes_out
-    the response as sent, headers included."""
+    the response as sent, headers and relayed bytes included."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = None
@@ -78,7 +80,7 @@ class AccessLogger(AbstractAccessLogger):
             route=route,
             status=response.status,
             bytes_in=request.content.total_bytes,
-            bytes_out=response.body_length,
+            bytes_out=response.body_length + request.get(RELAYED_BYTES_KEY, 0),
             duration_ms=round(time * 1000, 2),
             remote=request.remote,
             principal=request.get(PRINCIPAL_KEY),

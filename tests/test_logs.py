@@ -4,6 +4,7 @@ body, a credential or a DSN password."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from structlog.testing import capture_logs
 from service.app import create_app
 from service.logs import AccessLogger
 from tests.conftest import free_port, new_id, settings_for_tests
-from tests.forms import FORM, body, data_url, part
+from tests.forms import FORM, body, data_url, part, pattern
 
 TOKEN = "log-test-token-0123456789"
 SECRET_QUERY = "q-secret-value"
@@ -107,6 +108,24 @@ async def test_a_refused_upload_shows_how_little_was_read(logged):
     assert line["status"] == 401
     assert line["principal"] is None
     assert line["bytes_in"] < 64 * 1024
+
+
+async def test_bytes_out_counts_a_download_relayed_in_the_kernel(logged):
+    client, lines = logged
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    case_id = new_id()
+    assert (await client.put(f"/case-instance/{case_id}", headers=auth)).status == 201
+    content = pattern(4 * 1024 * 1024, seed=5)
+    form = body(part("data", content, "application/octet-stream"))
+    response = await client.post(
+        data_url(case_id, "v"), data=io.BytesIO(form), headers={"Content-Type": FORM, **auth}
+    )
+    assert response.status == 204
+    download = await client.get(data_url(case_id, "v"), headers=auth)
+    assert await download.read() == content
+    get = _requests(lines)[-1]
+    assert get["method"] == "GET"
+    assert len(content) < get["bytes_out"] < len(content) + 2000  # and the headers
 
 
 async def test_unmatched_routes_have_no_route(logged):
