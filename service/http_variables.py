@@ -406,6 +406,11 @@ def _range_if_current(request: web.Request, etag: str, size: int) -> tuple[int, 
     return byte_range(request.headers.get("Range"), size)
 
 
+# A smaller download goes through Python: it costs little there, and its S3 connection
+# goes back to the pool (a relayed one is closed).
+RELAY_MIN_BYTES = 1024 * 1024
+
+
 async def _stream(
     request: web.Request, response: web.StreamResponse, key: str, first: int, last: int
 ) -> None:
@@ -440,7 +445,11 @@ async def _relayed(
     """Send the value from S3's socket to the client's in the kernel (relay.py) when
     both are plain TCP; False, with nothing sent, when the value must go through Python."""
     client = request.transport
-    if not request.app[keys.SETTINGS].splice_downloads or relay.plain_tcp_fd(client) is None:
+    if (
+        not request.app[keys.SETTINGS].splice_downloads
+        or reader.size < RELAY_MIN_BYTES
+        or relay.plain_tcp_fd(client) is None
+    ):
         return False
     assert isinstance(client, asyncio.WriteTransport)
     source = reader.take_socket()

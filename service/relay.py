@@ -42,8 +42,8 @@ def plain_tcp_fd(transport: asyncio.BaseTransport | None) -> int | None:
 
 @functools.cache
 def splice_works() -> bool:
-    """Whether this kernel splices between TCP sockets (not only Linux has to be true:
-    some sandboxes, gVisor for one, refuse splice on sockets)."""
+    """Whether this kernel splices between TCP sockets: Linux, and not every sandbox
+    running it (gVisor, for one, may refuse splice on sockets)."""
     if sys.platform != "linux":
         return False
     try:
@@ -53,9 +53,11 @@ def splice_works() -> bool:
         ):
             receiver, _ = server.accept()
             with receiver, _pipe() as (pipe_out, pipe_in):
+                # One byte there and back: socket to pipe, pipe to socket.
                 sender.sendall(b"x")
-                moved = os.splice(receiver.fileno(), pipe_in, 1)
-                return moved == 1 and os.read(pipe_out, 1) == b"x"
+                there = os.splice(receiver.fileno(), pipe_in, 1)
+                back = os.splice(pipe_out, receiver.fileno(), 1)
+                return there == back == 1 and sender.recv(1) == b"x"
     except OSError:
         return False
 
