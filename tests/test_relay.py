@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -165,6 +166,10 @@ async def test_plain_tcp_fd_refuses_what_cannot_be_spliced(tmp_path) -> None:
 BIG = pattern(3 * MIB + 17, seed=11)
 
 
+def open_descriptors() -> int:
+    return sum(1 for _ in Path("/proc/self/fd").iterdir())
+
+
 @pytest.fixture
 def relay_calls(monkeypatch) -> list[int]:
     """Byte counts of the downloads the service relayed in the kernel."""
@@ -203,6 +208,31 @@ async def test_values_and_ranges_come_back_byte_for_byte(
         assert 0 < relay_calls[1] <= 2999000
     else:
         assert relay_calls == []
+
+
+async def test_concurrent_relayed_downloads_each_get_their_bytes_and_leave_no_descriptor(
+    client, relay_calls
+):
+    case_id = new_id()
+    await create_case(client, case_id)
+    values = {f"v{n}": pattern(MIB + 4096 * n, seed=20 + n) for n in range(8)}
+    for name, value in values.items():
+        assert (await upload_bytes(client, case_id, name, value)).status == 204
+
+    async def download(name: str) -> bytes:
+        response = await client.get(data_url(case_id, name))
+        assert response.status == 200
+        return await response.read()
+
+    open_after = []
+    for _ in range(4):
+        got = await asyncio.gather(*(download(name) for name in values))
+        assert got == list(values.values())
+        open_after.append(open_descriptors())
+    assert len(relay_calls) == 32
+    # Once the pools are warm, every pipe and duplicated socket a relay opened is closed
+    # again (a leak would be 4 descriptors per download, 32 per round).
+    assert max(open_after[1:]) - open_after[0] < 8, open_after
 
 
 async def test_the_connection_serves_more_requests_after_a_relayed_download(client, relay_calls):
