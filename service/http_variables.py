@@ -448,10 +448,10 @@ async def _relayed(
     if (
         not request.app[keys.SETTINGS].splice_downloads
         or reader.size < RELAY_MIN_BYTES
+        or not isinstance(client, asyncio.WriteTransport)
         or relay.plain_tcp_fd(client) is None
     ):
         return False
-    assert isinstance(client, asyncio.WriteTransport)
     source = reader.take_socket()
     if source is None:
         return False

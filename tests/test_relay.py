@@ -222,7 +222,8 @@ async def test_concurrent_relayed_downloads_each_get_their_bytes_and_leave_no_de
     async def download(name: str) -> bytes:
         response = await client.get(data_url(case_id, name))
         assert response.status == 200
-        return await response.read()
+        content: bytes = await response.read()
+        return content
 
     open_after = []
     for _ in range(4):
