@@ -22,26 +22,11 @@ from service.http_cases import MAX_INTEGER, QUERY_OPERATORS, UNSUPPORTED_FILTERS
 from service.http_multipart import MAX_FORM_PARTS, MAX_TEXT_PART_BYTES
 from service.http_paths import MAX_ID_LENGTH, MAX_NAME_LENGTH
 from service.repository import SORT_COLUMNS
+from service.values import TYPE_NAMES
 
 Json = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.0"
-# The REST names of the value types (values.py), as GET responses print them.
-VALUE_TYPES = (
-    "String",
-    "Boolean",
-    "Short",
-    "Integer",
-    "Long",
-    "Double",
-    "Date",
-    "Null",
-    "Bytes",
-    "File",
-    "Object",
-    "Json",
-    "Xml",
-)
 # The example path values: tests/test_openapi.py creates these before schemathesis runs.
 EXAMPLE_CASE_ID = "order-4711"
 EXAMPLE_VARIABLE = "invoice"
@@ -275,7 +260,7 @@ def _schemas() -> Json:
             ),
             "properties": {
                 "value": {"description": "Any JSON value."},
-                "type": _nullable({"enum": [*VALUE_TYPES, *map(_lower_first, VALUE_TYPES)]}),
+                "type": _nullable({"enum": [*TYPE_NAMES, *map(_lower_first, TYPE_NAMES)]}),
                 "valueInfo": _nullable(_schema("ValueInfoIn")),
             },
         },
@@ -291,7 +276,7 @@ def _schemas() -> Json:
             ),
             "required": ["type", "value", "valueInfo"],
             "properties": {
-                "type": {"enum": list(VALUE_TYPES)},
+                "type": {"enum": list(TYPE_NAMES)},
                 "value": {},
                 "valueInfo": {
                     "type": "object",

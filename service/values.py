@@ -45,26 +45,25 @@ NULL_ENCODING = (
 )
 NON_BOOLEAN_TRANSIENT = "The property 'transient' should have a value of type 'boolean'."
 
+# The value types by the REST names Camunda prints (GET responses, the OpenAPI enum).
+TYPE_NAMES = (
+    "String",
+    "Boolean",
+    "Short",
+    "Integer",
+    "Long",
+    "Double",
+    "Date",
+    "Null",
+    "Bytes",
+    "File",
+    "Object",
+    "Json",
+    "Xml",
+)
 # Camunda's internal (lower-case-first) type names -> the REST names it prints.
 # 'number' is abstract: Camunda cannot store it, casevars calls it unknown (3.2).
-_TYPE_NAMES = {
-    name[0].lower() + name[1:]: name
-    for name in (
-        "String",
-        "Boolean",
-        "Short",
-        "Integer",
-        "Long",
-        "Double",
-        "Date",
-        "Bytes",
-        "Null",
-        "Object",
-        "File",
-        "Json",
-        "Xml",
-    )
-}
+_TYPE_NAMES = {name[0].lower() + name[1:]: name for name in TYPE_NAMES}
 
 # The Java class named in "Cannot convert value ..." for each primitive type.
 _JAVA_CLASSES = {
