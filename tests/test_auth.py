@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from service import auth
 from service.app import create_app
 from service.auth import Authenticator, read_tokens, read_users
 from service.config import ConfigError, Settings
-from tests.conftest import ROOT, free_port, new_id, settings_for_tests
+from tests.conftest import ROOT, casevars_env, free_port, new_id, settings_for_tests
 from tests.forms import FORM, blob_states, body, data_url, part, upload_bytes
 from tests.test_metrics import scrape, total
 
@@ -394,16 +393,9 @@ def test_create_app_reads_the_files(tmp_path, endpoints, users_file):
 def test_serve_refuses_a_malformed_file_with_a_clear_message(tmp_path, endpoints):
     tokens = tmp_path / "tokens"
     tokens.write_text("short\n")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("CASEVARS_", "S3_"))},
-        "DATABASE_URL": endpoints.dsn,
-        "S3_ENDPOINT_URL": endpoints.s3_endpoint_url or "",
-        "S3_BUCKET": endpoints.s3_bucket,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "CASEVARS_PORT": str(free_port()),
-        "CASEVARS_AUTH_TOKENS_FILE": str(tokens),
-    }
+    env = casevars_env(
+        endpoints, CASEVARS_PORT=str(free_port()), CASEVARS_AUTH_TOKENS_FILE=str(tokens)
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve"],
         env=env,

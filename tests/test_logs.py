@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from structlog.testing import capture_logs
 
 from service.app import create_app
 from service.logs import AccessLogger
-from tests.conftest import free_port, new_id, settings_for_tests
+from tests.conftest import casevars_env, free_port, new_id, settings_for_tests
 from tests.forms import FORM, body, data_url, part, pattern
 
 TOKEN = "log-test-token-0123456789"
@@ -142,21 +141,10 @@ async def test_unmatched_routes_have_no_route(logged):
 
 
 def _env(endpoints, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CASEVARS_", "S3_", "DATABASE_URL", "AWS_"))
-    }
-    env |= {
-        "DATABASE_URL": endpoints.dsn,
-        "S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
-        "S3_BUCKET": endpoints.s3_bucket,
-        "S3_PREFIX": endpoints.s3_prefix,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
-    }
-    env |= extra
+    """casevars_env, with the log format left to the default unless extra sets it."""
+    env = casevars_env(endpoints, CASEVARS_COLLECTOR_INTERVAL_SECONDS="0", **extra)
+    if "CASEVARS_LOG_FORMAT" not in extra:
+        del env["CASEVARS_LOG_FORMAT"]
     return env
 
 
