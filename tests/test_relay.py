@@ -46,16 +46,18 @@ class _Sink(asyncio.Protocol):
 
 
 @contextlib.asynccontextmanager
-async def client_connection() -> AsyncIterator[tuple[asyncio.Transport, asyncio.StreamReader]]:
-    """(the server's transport, the client's reader) of one loopback TCP connection,
-    the way aiohttp's server holds a client."""
+async def client_connection() -> AsyncIterator[
+    tuple[asyncio.Transport, asyncio.StreamReader, asyncio.StreamWriter]
+]:
+    """(the server's transport, the client's reader and writer) of one loopback TCP
+    connection, the way aiohttp's server holds a client."""
     loop = asyncio.get_running_loop()
     accepted: asyncio.Future[asyncio.Transport] = loop.create_future()
     server = await loop.create_server(lambda: _Sink(accepted), "127.0.0.1", 0)
     reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
     transport = await accepted
     try:
-        yield transport, reader
+        yield transport, reader, writer
     finally:
         transport.abort()
         writer.transport.abort()
@@ -80,7 +82,7 @@ async def test_relay_sends_exactly_count_bytes_after_what_the_transport_holds() 
     value = pattern(6 * MIB + 123, seed=1)
     counted: list[int] = []
     with source_connection() as (s3_end, source):
-        async with client_connection() as (sink, client):
+        async with client_connection() as (sink, client, _):
             sink.write(b"HTTP/1.1 200 OK\r\n\r\n")
             sending = loop.create_task(loop.sock_sendall(s3_end, value + b"not ours"))
             relaying = loop.create_task(
@@ -104,7 +106,7 @@ async def test_relay_sends_exactly_count_bytes_after_what_the_transport_holds() 
 async def test_relay_of_a_source_that_ends_early_is_unavailable() -> None:
     loop = asyncio.get_running_loop()
     with source_connection() as (s3_end, source):
-        async with client_connection() as (sink, client):
+        async with client_connection() as (sink, client, _):
             await loop.sock_sendall(s3_end, b"x" * 1000)
             s3_end.shutdown(socket.SHUT_WR)
             with pytest.raises(Unavailable, match="closed the connection"):
@@ -115,7 +117,7 @@ async def test_relay_of_a_source_that_ends_early_is_unavailable() -> None:
 async def test_relay_of_a_silent_source_is_unavailable_after_the_timeout() -> None:
     loop = asyncio.get_running_loop()
     with source_connection() as (s3_end, source):
-        async with client_connection() as (sink, _):
+        async with client_connection() as (sink, _, _):
             await loop.sock_sendall(s3_end, b"x" * 1000)
             started = time.monotonic()
             with pytest.raises(Unavailable, match=r"sent nothing for 0\.3 s"):
@@ -126,16 +128,16 @@ async def test_relay_of_a_silent_source_is_unavailable_after_the_timeout() -> No
 async def test_relay_to_a_client_that_went_away_is_a_connection_error() -> None:
     loop = asyncio.get_running_loop()
     with source_connection() as (s3_end, source):
-        async with client_connection() as (sink, client):
+        async with client_connection() as (sink, client, client_writer):
             sending = loop.create_task(loop.sock_sendall(s3_end, bytes(32 * MIB)))
             relaying = loop.create_task(
                 relay.relay(source.fileno(), sink, 32 * MIB, source_timeout=5, sent=ignore)
             )
             await client.readexactly(MIB)
-            client_socket = client._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            client_socket = client_writer.transport.get_extra_info("socket")
             # Closed with unread bytes and linger 0: the kernel answers with a reset.
             client_socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client._transport.abort()  # type: ignore[attr-defined]
+            client_writer.transport.abort()
             with pytest.raises(ConnectionError):
                 await relaying
             sending.cancel()
@@ -145,7 +147,7 @@ async def test_relay_to_a_client_that_went_away_is_a_connection_error() -> None:
 
 async def test_plain_tcp_fd_refuses_what_cannot_be_spliced(tmp_path) -> None:
     assert relay.plain_tcp_fd(None) is None
-    async with client_connection() as (sink, _):
+    async with client_connection() as (sink, _, _):
         assert relay.plain_tcp_fd(sink) == sink.get_extra_info("socket").fileno()
         sink.close()
         assert relay.plain_tcp_fd(sink) is None  # closing
