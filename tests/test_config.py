@@ -38,6 +38,7 @@ def test_reads_every_documented_variable():
             "CASEVARS_MAX_UPLOAD_BYTES": "1G",
             "CASEVARS_AUTO_CREATE_CASE_INSTANCES": "true",
             "CASEVARS_LOG_FORMAT": "console",
+            "CASEVARS_SPLICE_DOWNLOADS": "false",
         }
     )
     assert not settings.embedded_postgres
@@ -47,6 +48,8 @@ def test_reads_every_documented_variable():
     assert settings.max_upload_bytes == GIB
     assert settings.auto_create_case_instances
     assert settings.log_format == "console"
+    assert not settings.splice_downloads
+    assert Settings().splice_downloads
     assert "secret" not in repr(settings)
 
 
@@ -60,6 +63,7 @@ def test_reads_every_documented_variable():
         ({"CASEVARS_MAX_UPLOAD_BYTES": "6TiB"}, "CASEVARS_MAX_UPLOAD_BYTES"),
         ({"CASEVARS_S3_PARTS_IN_FLIGHT": "0"}, "CASEVARS_S3_PARTS_IN_FLIGHT"),
         ({"CASEVARS_AUTO_CREATE_CASE_INSTANCES": "maybe"}, "CASEVARS_AUTO_CREATE"),
+        ({"CASEVARS_SPLICE_DOWNLOADS": "kernel"}, "CASEVARS_SPLICE_DOWNLOADS"),
         ({"CASEVARS_LOG_FORMAT": "xml"}, "CASEVARS_LOG_FORMAT"),
         ({"CASEVARS_LOG_LEVEL": "chatty"}, "CASEVARS_LOG_LEVEL"),
         ({"CASEVARS_GC_GRACE_SECONDS": "-1"}, "CASEVARS_GC_GRACE_SECONDS"),
