@@ -27,10 +27,10 @@ from typing import Any
 
 import orjson
 
-from service import blobstore, db
-from service.__main__ import resolved_endpoints
+from service.cli.main import resolved_endpoints
 from service.config import Endpoints, Settings
-from service.migrate import migrate
+from service.storage import blobstore, db
+from service.storage.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_ID = "benchmark"

@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 from aiobotocore.config import AioConfig
 
-from service.blobstore import _PartBody
+from service.storage.blobstore import _PartBody
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import blobstore, collector, db, keys, routes
-from service.auth import Authenticator
 from service.config import Endpoints, Settings
-from service.http_errors import error_middleware
-from service.logs import REQUEST_ID_KEY
-from service.metrics import METRICS, Metrics
-from service.repository import Repository
-from service.shutdown import InFlight
+from service.http import keys, routes
+from service.http.auth import Authenticator
+from service.http.errors import error_middleware
+from service.http.logs import REQUEST_ID_KEY
+from service.http.metrics import METRICS, Metrics
+from service.http.shutdown import InFlight
+from service.storage import blobstore, collector, db
+from service.storage.repository import Repository
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:

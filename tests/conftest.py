@@ -24,12 +24,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service import blobstore
 from service.app import create_app
+from service.cli.embedded import EmbeddedServices
 from service.config import MIB, Endpoints, Settings
-from service.db import init_connection
-from service.embedded import EmbeddedServices
-from service.migrate import migrate
+from service.storage import blobstore
+from service.storage.db import init_connection
+from service.storage.migrate import migrate
 from tests.faultproxy import FaultProxy
 
 TEST_BUCKET = "casevars-test"

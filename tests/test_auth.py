@@ -14,10 +14,10 @@ import bcrypt
 import orjson
 import pytest
 
-from service import auth
 from service.app import create_app
-from service.auth import Authenticator, read_tokens, read_users
 from service.config import ConfigError, Settings
+from service.http import auth
+from service.http.auth import Authenticator, read_tokens, read_users
 from tests.conftest import ROOT, casevars_env, free_port, new_id, settings_for_tests
 from tests.forms import FORM, blob_states, body, data_url, part, upload_bytes
 from tests.test_metrics import scrape, total

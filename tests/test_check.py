@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from service import blobstore, collector
-from service.blobstore import BlobStore, ObjectInfo
 from service.config import Endpoints
+from service.storage import blobstore, collector
+from service.storage.blobstore import BlobStore, ObjectInfo
 from tests.conftest import free_port
 from tests.test_collector import HOUR, World, _settings, cli_env, open_world, run_cli
 from tests.test_embedded import ServeProcess, _processes_using

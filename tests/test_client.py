@@ -23,7 +23,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from service.client import PROGRESS_INTERVAL_SECONDS, Progress
+from service.cli.client import PROGRESS_INTERVAL_SECONDS, Progress
 from service.config import ClientSettings, ConfigError, Settings
 from tests.conftest import ROOT, free_port
 

@@ -16,10 +16,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service import blobstore, collector, keys
-from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
 from service.errors import Unavailable
+from service.http import keys
+from service.storage import blobstore, collector
+from service.storage.blobstore import BlobStore
 from tests.conftest import (
     TEST_TIMEOUT_SECONDS,
     casevars_env,

@@ -24,10 +24,11 @@ import botocore.credentials
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from service import http_ops, migrate
-from service.__main__ import _parser
 from service.app import create_app
+from service.cli.main import _parser
 from service.config import ENVIRONMENT_VARIABLES, Endpoints, Settings
+from service.http import ops
+from service.storage import migrate
 from tests.conftest import ROOT
 
 try:
@@ -273,7 +274,8 @@ def test_image_finds_the_migrations(dockerfile: Dockerfile, tmp_path, monkeypatc
     image_root = tmp_path
     in_image = image_root / destination.lstrip("/")
     shutil.copytree(ROOT / "migrations", in_image)
-    installed_module = image_root / venv.lstrip("/") / "lib/site-packages/service/migrate.py"
+    site_packages = image_root / venv.lstrip("/") / "lib/site-packages"
+    installed_module = site_packages / "service/storage/migrate.py"
     monkeypatch.setattr(migrate, "__file__", str(installed_module))
     monkeypatch.setattr(sys, "prefix", str(image_root / venv.lstrip("/")))
     assert migrate.migrations_dir() == in_image
@@ -548,7 +550,7 @@ def test_probes_use_served_routes_and_the_service_port(manifests: Manifests):
         assert probe["path"] in served, f"{probe_name}: {probe['path']} is not a route"
         assert _port_number(container, probe["port"]) == settings.port
     readiness_timeout = container["readinessProbe"]["timeoutSeconds"]
-    assert readiness_timeout > http_ops.READY_CHECK_TIMEOUT_SECONDS
+    assert readiness_timeout > ops.READY_CHECK_TIMEOUT_SECONDS
 
 
 def test_termination_grace_exceeds_shutdown_grace_and_prestop(manifests: Manifests):

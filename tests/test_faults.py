@@ -35,8 +35,8 @@ import asyncpg
 import orjson
 import pytest
 
-from service import blobstore, collector
 from service.config import Endpoints, Settings
+from service.storage import blobstore, collector
 from tests.conftest import (
     TEST_TIMEOUT_SECONDS,
     MotoServer,

@@ -102,7 +102,7 @@ async def test_request_id_is_returned_and_generated(client):
 
 
 async def test_ready_is_503_once_shutdown_begins(client):
-    from service import keys
+    from service.http import keys
 
     client.server.app[keys.IN_FLIGHT].stopping.set()
     response = await client.get("/health/ready")

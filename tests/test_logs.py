@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
 from service.app import create_app
-from service.logs import AccessLogger
+from service.http.logs import AccessLogger
 from tests.conftest import casevars_env, free_port, new_id, settings_for_tests
 from tests.forms import FORM, body, data_url, part, pattern
 

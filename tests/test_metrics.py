@@ -8,7 +8,7 @@ import dataclasses
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.metrics import UPLOAD_REFUSALS
+from service.http.metrics import UPLOAD_REFUSALS
 from tests.conftest import TEST_PART_SIZE, new_id, proxied_postgres, proxied_s3
 from tests.forms import FORM, body, create_case, data_url, part, pattern, upload, upload_bytes
 
@@ -239,7 +239,7 @@ async def test_each_app_counts_on_its_own_registry(make_client):
 
 def test_refusal_reasons_of_exceptions():
     from service import errors
-    from service.metrics import refusal_reason
+    from service.http.metrics import refusal_reason
 
     assert refusal_reason(errors.TooLarge("x")) == "too_large"
     assert refusal_reason(errors.InvalidInput("x")) == "bad_form"

@@ -6,7 +6,7 @@ import sys
 import asyncpg
 import pytest
 
-from service.migrate import MigrationError, load_migrations, migrate, migrations_dir
+from service.storage.migrate import MigrationError, load_migrations, migrate, migrations_dir
 
 
 async def _tables(dsn):

@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 import schemathesis
 
-from service import openapi, values
 from service.app import create_app
+from service.camunda import values
 from service.config import Endpoints
+from service.http import openapi
 from tests.conftest import new_id, settings_for_tests
 
 TOKEN = "openapi-token-0123456789"

@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from service import relay
 from service.app import create_app
 from service.errors import Unavailable
+from service.storage import relay
 from tests.conftest import new_id, proxied_s3, settings_for_tests
 from tests.forms import FORM, body, create_case, data_url, part, pattern, upload_bytes
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from service.values import (
+from service.camunda.values import (
     ParsedValue,
     ShapeProblem,
     ValueProblem,

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from service import errors
-from service.logs import REQUEST_ID_KEY
+from service.http.logs import REQUEST_ID_KEY
 
 log = structlog.get_logger("casevars.http")
 

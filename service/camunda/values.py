@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-from service import jsontext
+from service.camunda import jsontext
 
 ProblemKind = Literal["conversion", "engine", "illegal_argument"]
 

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.http_cases import MAX_INTEGER, QUERY_OPERATORS, UNSUPPORTED_FILTERS
-from service.http_multipart import MAX_FORM_PARTS, MAX_TEXT_PART_BYTES
-from service.http_paths import MAX_ID_LENGTH, MAX_NAME_LENGTH
-from service.repository import SORT_COLUMNS
-from service.values import TYPE_NAMES
+from service.camunda.values import TYPE_NAMES
+from service.http.cases import MAX_INTEGER, QUERY_OPERATORS, UNSUPPORTED_FILTERS
+from service.http.multipart import MAX_FORM_PARTS, MAX_TEXT_PART_BYTES
+from service.http.paths import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from service.storage.repository import SORT_COLUMNS
 
 Json = dict[str, Any]
 

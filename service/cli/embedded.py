@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 import structlog
 
-from service import blobstore, db
 from service.config import ConfigError, Endpoints, Settings
+from service.storage import blobstore, db
 
 log = structlog.get_logger("casevars.embedded")
 

@@ -6,11 +6,11 @@ import asyncio
 
 from aiohttp import web
 
-from service.blobstore import BlobStore
 from service.config import Endpoints, Settings
-from service.db import Pool
-from service.repository import Repository
-from service.shutdown import InFlight
+from service.http.shutdown import InFlight
+from service.storage.blobstore import BlobStore
+from service.storage.db import Pool
+from service.storage.repository import Repository
 
 SETTINGS = web.AppKey("settings", Settings)
 ENDPOINTS = web.AppKey("endpoints", Endpoints)

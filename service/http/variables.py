@@ -15,8 +15,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from service import http_paths, jsontext, keys, mime, relay
-from service.blobstore import BlobReader, BlobStore, finish_even_if_cancelled
+from service.camunda import jsontext, mime
+from service.camunda.values import (
+    ParsedValue,
+    ShapeProblem,
+    ValueProblem,
+    parse_value,
+    render_value,
+)
 from service.errors import (
     REST,
     InvalidInput,
@@ -26,18 +32,20 @@ from service.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from service.http_body import NOT_SUPPORTED, json_response, read_json
-from service.http_multipart import DataPart, Form, is_multipart_form, read_form
-from service.logs import RELAYED_BYTES_KEY
-from service.metrics import METRICS, counted, counts_uploads
-from service.repository import (
+from service.http import keys, paths
+from service.http.body import NOT_SUPPORTED, json_response, read_json
+from service.http.logs import RELAYED_BYTES_KEY
+from service.http.metrics import METRICS, counted, counts_uploads
+from service.http.multipart import DataPart, Form, is_multipart_form, read_form
+from service.storage import relay
+from service.storage.blobstore import BlobReader, BlobStore, finish_even_if_cancelled
+from service.storage.repository import (
     Blob,
     LostPendingBlob,
     NewValue,
     NoSuchCaseInstance,
     StoredVariable,
 )
-from service.values import ParsedValue, ShapeProblem, ValueProblem, parse_value, render_value
 
 log = structlog.get_logger("casevars.variables")
 
@@ -239,8 +247,8 @@ def _binary_value(form: Form) -> NewValue | None:
 @counts_uploads
 async def post_variable_data(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/variables/{name}/data (spec 5.5)."""
-    case_id = http_paths.case_id(request)
-    name = http_paths.variable_name(request)
+    case_id = paths.case_id(request)
+    name = paths.variable_name(request)
     if not is_multipart_form(request):
         raise UnsupportedMediaType(
             "HTTP 415 Unsupported Media Type: expected multipart/form-data",
@@ -373,8 +381,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def get_variable_data(request: web.Request) -> web.StreamResponse:
     """GET (and HEAD) /case-instance/{id}/variables/{name}/data (spec 5.3), with ETag,
     If-None-Match and single byte ranges beyond Camunda."""
-    case_id = http_paths.case_id(request)
-    name = http_paths.variable_name(request)
+    case_id = paths.case_id(request)
+    name = paths.variable_name(request)
     variable = await stored_variable(request, case_id, name)
     if variable.type not in BINARY_TYPES:
         raise InvalidInput(f"Value of variable with id {case_id} is not a binary value.")
@@ -507,7 +515,7 @@ async def render_variable(
 
 async def get_variables(request: web.Request) -> web.Response:
     """GET /case-instance/{id}/variables: name -> value object."""
-    case_id = http_paths.case_id(request)
+    case_id = paths.case_id(request)
     deserialize = query_flag(request, "deserializeValues")
     try:
         variables = await request.app[keys.REPOSITORY].list_variables(case_id)
@@ -527,8 +535,8 @@ async def get_variables(request: web.Request) -> web.Response:
 
 async def get_variable(request: web.Request) -> web.Response:
     """GET /case-instance/{id}/variables/{name}."""
-    case_id = http_paths.case_id(request)
-    name = http_paths.variable_name(request)
+    case_id = paths.case_id(request)
+    name = paths.variable_name(request)
     variable = await stored_variable(request, case_id, name)
     deserialize = query_flag(request, "deserializeValue")
     return json_response(await render_variable(request, case_id, variable, deserialize=deserialize))
@@ -554,7 +562,7 @@ def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
     parsed: dict[str, ParsedValue] = {}
     problems: list[ValueProblem] = []
     for name, obj in raw.items():
-        http_paths.checked_name(name)
+        paths.checked_name(name)
         try:
             parsed[name] = parse_value(name, obj)
         except ShapeProblem:
@@ -642,8 +650,8 @@ def _put_prefixes(name: str) -> Prefixes:
 
 async def put_variable(request: web.Request) -> web.Response:
     """PUT /case-instance/{id}/variables/{name}: create or replace one variable."""
-    case_id = http_paths.case_id(request)
-    name = http_paths.variable_name(request)
+    case_id = paths.case_id(request)
+    name = paths.variable_name(request)
     body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes)
     values = parse_values({name: body}, _put_prefixes(name))
     lookup = f"Cannot put case execution variable {name}: {_missing_case_on_write(case_id)}"
@@ -653,8 +661,8 @@ async def put_variable(request: web.Request) -> web.Response:
 
 async def delete_variable(request: web.Request) -> web.Response:
     """DELETE /case-instance/{id}/variables/{name}: fine if the variable does not exist."""
-    case_id = http_paths.case_id(request)
-    name = http_paths.variable_name(request)
+    case_id = paths.case_id(request)
+    name = paths.variable_name(request)
     try:
         await request.app[keys.REPOSITORY].delete_variable(case_id, name)
     except NoSuchCaseInstance:
@@ -668,12 +676,12 @@ def _deletions(raw: Any) -> list[str]:
         return []
     if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
         raise InvalidInput("")
-    return [http_paths.checked_name(name) for name in raw]
+    return [paths.checked_name(name) for name in raw]
 
 
 async def modify_variables(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/variables: modifications and deletions, all or nothing."""
-    case_id = http_paths.case_id(request)
+    case_id = paths.case_id(request)
     body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes)
     if not isinstance(body, dict):
         raise InvalidInput("")

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from service.db import CONNECTION_ERRORS
 from service.errors import Unavailable
+from service.storage.db import CONNECTION_ERRORS
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy

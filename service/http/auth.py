@@ -27,9 +27,9 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from service.config import ConfigError, Settings
 from service.errors import Unauthenticated
-from service.http_errors import camunda_error_response
-from service.logs import PRINCIPAL_KEY
-from service.metrics import METRICS
+from service.http.errors import camunda_error_response
+from service.http.logs import PRINCIPAL_KEY
+from service.http.metrics import METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -21,9 +21,9 @@ import botocore.handlers
 from aiobotocore.config import AioConfig
 from aiohttp.abc import AbstractStreamWriter
 
-from service import relay
 from service.config import Endpoints, Settings, part_size_for
 from service.errors import BlobMissing, TooLarge, Unavailable
+from service.storage import relay
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

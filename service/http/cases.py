@@ -9,17 +9,17 @@ from typing import Any
 
 from aiohttp import web
 
-from service import http_paths, http_variables, keys
+from service.camunda.values import format_date, parse_date
 from service.errors import InvalidInput, NotFound
-from service.http_body import json_response, read_json
-from service.repository import (
+from service.http import keys, paths, variables
+from service.http.body import json_response, read_json
+from service.storage.repository import (
     SORT_COLUMNS,
     VARIABLE_OPERATORS,
     CaseInstance,
     CaseQuery,
     VariableCondition,
 )
-from service.values import format_date, parse_date
 
 # Body keys of PUT /case-instance/{id} and the columns they fill.
 _FIELDS = {
@@ -49,7 +49,7 @@ def _not_found(case_id: str) -> NotFound:
 
 
 async def get_case_instance(request: web.Request) -> web.Response:
-    case_id = http_paths.case_id(request)
+    case_id = paths.case_id(request)
     case = await request.app[keys.REPOSITORY].get_case_instance(case_id)
     if case is None:
         raise _not_found(case_id)
@@ -67,13 +67,13 @@ def _fields(body: Any) -> dict[str, str | None]:
             value = body[key]
             if value is not None and not isinstance(value, str):
                 raise InvalidInput("")
-            fields[column] = None if value is None else http_paths.checked_field(value, key)
+            fields[column] = None if value is None else paths.checked_field(value, key)
     return fields
 
 
 async def put_case_instance(request: web.Request) -> web.Response:
     """Create the case instance (201) or update the given fields of it (200)."""
-    case_id = http_paths.case_id(request)
+    case_id = paths.case_id(request)
     settings = request.app[keys.SETTINGS]
     body = await read_json(request, limit=settings.max_json_bytes, required=False)
     fields = _fields(body)
@@ -83,7 +83,7 @@ async def put_case_instance(request: web.Request) -> web.Response:
 
 async def delete_case_instance(request: web.Request) -> web.Response:
     """Delete the instance and all its variables; their blobs go to the collector."""
-    case_id = http_paths.case_id(request)
+    case_id = paths.case_id(request)
     if not await request.app[keys.REPOSITORY].delete_case_instance(case_id):
         raise _not_found(case_id)
     return web.Response(status=204)
@@ -95,7 +95,7 @@ async def delete_case_instance(request: web.Request) -> web.Response:
 async def create_from_definition(request: web.Request) -> web.Response:
     """POST /case-definition/key/{key}/create: a new instance with a generated id and
     its first variables, in one transaction; nothing is created on a bad variable."""
-    key = http_paths.checked_key(request.match_info["key"])
+    key = paths.checked_key(request.match_info["key"])
     body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
     body = {} if body is None else body
     if not isinstance(body, dict):
@@ -104,15 +104,15 @@ async def create_from_definition(request: web.Request) -> web.Response:
     if business_key is not None and not isinstance(business_key, str):
         raise InvalidInput("")
     if business_key is not None:
-        http_paths.checked_field(business_key, "businessKey")
+        paths.checked_field(business_key, "businessKey")
     prefix = f"Cannot instantiate case definition {key}: "
-    values = http_variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
+    values = variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
     case = CaseInstance(str(uuid.uuid4()), business_key, key, None, None)
-    pending = http_variables.PendingBlobs(request)
+    pending = variables.PendingBlobs(request)
     stored = {}
     try:
         stored = await pending.stored(values)
-        async with http_variables.lost_blobs_deleted(request):
+        async with variables.lost_blobs_deleted(request):
             await request.app[keys.REPOSITORY].create_case_instance(case, stored)
     except BaseException:
         stored = {}

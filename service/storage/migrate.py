@@ -40,7 +40,7 @@ class Migration:
 def migrations_dir() -> Path:
     """migrations/ of the source tree, or the copy a wheel installs under share/."""
     for candidate in (
-        Path(__file__).resolve().parent.parent / "migrations",
+        Path(__file__).resolve().parents[2] / "migrations",
         Path(sys.prefix) / "share" / "casevars" / "migrations",
     ):
         if candidate.is_dir():

@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from service import jsontext, keys
+from service.camunda import jsontext
 from service.errors import InvalidInput, TooLarge, UnsupportedMediaType, UploadAborted
+from service.http import keys
 
 JSON_CONTENT_TYPE = "application/json"
 

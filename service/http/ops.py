@@ -7,9 +7,9 @@ import asyncio
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from service import keys
 from service.errors import Unavailable
-from service.metrics import METRICS
+from service.http import keys
+from service.http.metrics import METRICS
 
 # Readiness must answer well within a Kubernetes probe's timeout.
 READY_CHECK_TIMEOUT_SECONDS = 3.0

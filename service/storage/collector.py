@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Self
 import asyncpg
 import structlog
 
-from service.blobstore import BlobStore, ObjectInfo
-from service.db import CONNECTION_ERRORS
 from service.errors import Unavailable
+from service.storage.blobstore import BlobStore, ObjectInfo
+from service.storage.db import CONNECTION_ERRORS
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy

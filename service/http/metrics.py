@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 
 from service import errors
-from service.collector import CollectResult
+from service.storage.collector import CollectResult
 
 # No *_created series beside each counter: they double the output and say little about
 # a long-running service. (A process-wide switch of prometheus_client.)
