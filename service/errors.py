@@ -1,5 +1,5 @@
 """Domain errors. Each carries Camunda's exception type name and message; the HTTP
-layer (http_errors.py) picks the status from the class, nothing here knows HTTP."""
+layer (service/http/errors.py) picks the status from the class, nothing here knows HTTP."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ REST = "RestException"
 class CamundaError(Exception):
     """An error a client sees as {"type": type_name, "message": message, "code": code}.
 
-    code is None for errors of the REST layer and 0 for errors Camunda's engine
-    raises (spec section 2).
+    code is None for errors Camunda's REST layer raises (malformed requests, unknown
+    routes) and 0 for errors its engine raises (unknown case instances, refused values),
+    as Camunda's own responses have it.
     """
 
     def __init__(
@@ -45,14 +46,6 @@ class NotFound(CamundaError):
     """The case instance, variable or route does not exist (404)."""
 
 
-class MethodNotAllowed(CamundaError):
-    """The route exists but not for this method (405)."""
-
-
-class PreconditionFailed(CamundaError):
-    """A conditional request does not hold (412)."""
-
-
 class TooLarge(CamundaError):
     """A body, value or header is larger than its configured limit (413)."""
 
@@ -77,11 +70,11 @@ class Unavailable(CamundaError):
 
 
 class StorageError(Exception):
-    """S3 failed in a way the client cannot fix; raised by the blob store only."""
+    """Postgres and S3 disagree in a way no request can fix (500); raised by storage."""
 
 
 class BlobMissing(StorageError):
-    """A blob that Postgres names is not in the bucket."""
+    """A blob that Postgres names is not in the bucket (`casevars check` reports it)."""
 
 
 class UploadAborted(Exception):

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from service.config import Endpoints
-from service.storage import blobstore, collector
+from service.storage import blobstore, check
 from service.storage.blobstore import BlobStore, ObjectInfo
 from tests.conftest import free_port
 from tests.test_collector import HOUR, World, _settings, cli_env, open_world, run_cli
@@ -37,8 +37,8 @@ async def store(world: World) -> AsyncIterator[BlobStore]:
         yield opened
 
 
-async def _check(world: World, store: BlobStore, **options: Any) -> collector.CheckReport:
-    return await collector.check(
+async def _check(world: World, store: BlobStore, **options: Any) -> check.CheckReport:
+    return await check.check(
         world.dsn, store, prefix=world.prefix, pending_timeout_seconds=HOUR, **options
     )
 
@@ -88,7 +88,7 @@ async def test_check_reports_each_kind_of_inconsistency(s3_backend, world):
     assert result.returncode == 1, result.stderr
     report = orjson.loads(result.stdout)
     assert report["consistent"] is False
-    assert {kind: report[kind] for kind in collector.CheckReport.INCONSISTENCIES} == {
+    assert {kind: report[kind] for kind in check.CheckReport.INCONSISTENCIES} == {
         "missing": 1,
         "wrong_size": 1,
         "orphans": 1,
@@ -150,9 +150,9 @@ async def test_keys_beyond_ascii_merge_in_byte_order(s3_backend, world, store):
 async def test_what_changed_while_the_check_ran_is_not_reported(world, store):
     """Suspects are looked at again: an object listed before its row appeared, a live
     row read before its object was listed, an object collected after it was listed."""
-    report = collector.CheckReport(bucket=world.bucket, prefix=world.prefix)
+    report = check.CheckReport(bucket=world.bucket, prefix=world.prefix)
     connection = world.db
-    verifier = collector._Verifier(connection, store, report)
+    verifier = check._Verifier(connection, store, report)
 
     row_came_later = await world.pending(age=0)
     object_came_later = await world.live()
@@ -164,8 +164,8 @@ async def test_what_changed_while_the_check_ran_is_not_reported(world, store):
     await verifier.suspect_orphan(ObjectInfo(row_came_later, 5, listed))
     await verifier.suspect_orphan(ObjectInfo(collected, 5, listed))
     await verifier.suspect_orphan(ObjectInfo(really_orphan, 5, listed))
-    await verifier.suspect_missing(collector._Row(object_came_later, "live", 5, referenced=True))
-    await verifier.suspect_missing(collector._Row(really_missing, "live", 5, referenced=True))
+    await verifier.suspect_missing(check._Row(object_came_later, "live", 5, referenced=True))
+    await verifier.suspect_missing(check._Row(really_missing, "live", 5, referenced=True))
     await verifier.flush()
 
     assert (report.orphans, report.missing) == (1, 1)
@@ -193,7 +193,7 @@ async def _add_live(world: World, count: int, start: int) -> list[str]:
     return keys
 
 
-async def _peak_of_check(world: World, store: BlobStore) -> tuple[collector.CheckReport, int]:
+async def _peak_of_check(world: World, store: BlobStore) -> tuple[check.CheckReport, int]:
     tracemalloc.start()
     try:
         report = await _check(world, store, page_rows=400)

@@ -1,4 +1,4 @@
-"""GET (and HEAD) /case-instance/{id}/variables/{name}/data (spec 5.3)."""
+"""GET (and HEAD) /case-instance/{id}/variables/{name}/data, with ETag, ranges and HEAD."""
 
 from __future__ import annotations
 

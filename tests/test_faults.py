@@ -36,7 +36,7 @@ import orjson
 import pytest
 
 from service.config import Endpoints, Settings
-from service.storage import blobstore, collector
+from service.storage import blobstore, check, collector
 from tests.conftest import (
     TEST_TIMEOUT_SECONDS,
     MotoServer,
@@ -304,7 +304,7 @@ async def collect_and_check(endpoints: Endpoints) -> dict[str, Any]:
             pending_timeout_seconds=0,
             grace_seconds=0,
         )
-        report = await collector.check(
+        report = await check.check(
             endpoints.dsn, store, prefix=endpoints.s3_prefix, pending_timeout_seconds=0
         )
     return assert_clean(report.as_dict())

@@ -1,5 +1,5 @@
 """Case-instance queries: GET/POST /case-instance and /count with filters, paging,
-sorting and their errors (spec 4), and creation from a definition key (spec 9), over a
+sorting and their errors, and creation from a definition key, over a
 few hundred instances in a database of the test module's own."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""POST /case-instance/{id}/variables/{name}/data (spec 5.5), on moto and SeaweedFS."""
+"""POST /case-instance/{id}/variables/{name}/data, on moto and SeaweedFS."""
 
 from __future__ import annotations
 

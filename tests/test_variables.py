@@ -1,5 +1,5 @@
-"""The JSON variable routes: GET one, GET all, PUT, DELETE and the modification POST
-(spec 5.1, 5.2, 5.4, 5.6, 5.7), with the value types of section 3."""
+"""The JSON variable routes: GET one, GET all, PUT, DELETE and the modification POST,
+with every value type."""
 
 from __future__ import annotations
 

@@ -11,7 +11,9 @@ from urllib.parse import quote
 _WORD = r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _MEDIA_TYPE = re.compile(rf"\s*({_WORD})/({_WORD})\s*")
-_PARAMETER = re.compile(rf"\s*({_WORD})\s*=\s*({_WORD}|{_QUOTED})\s*")
+# `; name=value` after the media type: a quoted value may hold `;` itself.
+_PARAMETER = re.compile(rf";\s*({_WORD})\s*=\s*({_WORD}|{_QUOTED})\s*")
+_EMPTY_PARAMETER = re.compile(r";\s*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,21 +25,24 @@ class MediaType:
 def parse(text: str) -> MediaType | None:
     """Parse `type/subtype; name=value; ...`; None when it is not a MIME type
     (Camunda then answers "Invalid mime type given")."""
-    head, *rest = text.split(";")
-    match = _MEDIA_TYPE.fullmatch(head)
+    match = _MEDIA_TYPE.match(text)
     if match is None:
         return None
     parameters = {}
-    for item in rest:
-        if not item.strip():
-            continue
-        parameter = _PARAMETER.fullmatch(item)
+    position = match.end()
+    while position < len(text):
+        parameter = _PARAMETER.match(text, position)
         if parameter is None:
-            return None
+            empty = _EMPTY_PARAMETER.match(text, position)  # `text/plain;` or `;;`
+            if empty is None:
+                return None
+            position = empty.end()
+            continue
         name, value = parameter.groups()
         if value.startswith('"'):
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         parameters[name.lower()] = value
+        position = parameter.end()
     return MediaType(f"{match.group(1)}/{match.group(2)}".lower(), parameters)
 
 

@@ -1,5 +1,6 @@
-"""Camunda's value types (spec section 3): a request value object in, what casevars stores
-out, and a stored variable back into Camunda's JSON value object. Pure: no I/O.
+"""Camunda's value types (String, the numbers, Date, Json, Xml, Object, Bytes, File...):
+a request value object in, what casevars stores out, and a stored variable back into
+Camunda's JSON value object. Pure: no I/O.
 
 Camunda converts a typed value by writing the JSON value's Java `toString()` between
 quotes and letting Jackson read that JSON string as the target class; the helpers
@@ -62,7 +63,7 @@ TYPE_NAMES = (
     "Xml",
 )
 # Camunda's internal (lower-case-first) type names -> the REST names it prints.
-# 'number' is abstract: Camunda cannot store it, casevars calls it unknown (3.2).
+# 'number' is abstract: Camunda cannot store it, so casevars calls it unknown.
 _TYPE_NAMES = {name[0].lower() + name[1:]: name for name in TYPE_NAMES}
 
 # The Java class named in "Cannot convert value ..." for each primitive type.
@@ -92,7 +93,7 @@ _STRICT_BASE64 = re.compile(
 _DROP_BLANKS = dict.fromkeys(range(0x21))
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URL_SAFE_TO_STANDARD = str.maketrans("-_", "+/")
-# yyyy-MM-dd'T'HH:mm:ss.SSSZ, e.g. 2013-01-23T13:42:42.000+0200 (3.5).
+# yyyy-MM-dd'T'HH:mm:ss.SSSZ, e.g. 2013-01-23T13:42:42.000+0200.
 _DATE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})"
     r"([+-])([0-9]{2})([0-9]{2})"
@@ -122,7 +123,8 @@ class ValueProblem(Exception):
 class ShapeProblem(Exception):
     """The body does not have the shape of a value object (or holds JSON casevars cannot
     store). Camunda answers such bodies with 400 InvalidRequestException and an EMPTY
-    message (spec section 2); the exception text is only a hint for logs."""
+    message, as Jackson's mapping errors reach clients through Camunda's REST layer; the
+    exception text is only a hint for logs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,14 +143,14 @@ class ParsedValue:
 
 
 def resolve_type_name(raw: str) -> str | None:
-    """Camunda's lookup (3.2): lower-case only the first character; None when unknown."""
+    """Camunda's lookup: lower-case only the first character; None when unknown."""
     if not raw:
         return None
     return _TYPE_NAMES.get(raw[0].lower() + raw[1:])
 
 
 def parse_value(name: str, obj: Any) -> ParsedValue:
-    """Convert one request value object the way Camunda does (section 3).
+    """Convert one request value object the way Camunda does.
 
     Raises ValueProblem with Camunda's inner message (the caller adds the prefix) and
     ShapeProblem when obj is not shaped like a value object.
@@ -202,7 +204,7 @@ def render_value(  # noqa: PLR0913 - the stored columns plus how to show binary 
 
 
 def parse_date(text: str) -> datetime:
-    """A datetime from exactly yyyy-MM-dd'T'HH:mm:ss.SSSZ (3.5); ValueError otherwise."""
+    """A datetime from exactly yyyy-MM-dd'T'HH:mm:ss.SSSZ; ValueError otherwise."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise ValueError(f"not a date in the format yyyy-MM-dd'T'HH:mm:ss.SSSZ: {text!r}")
@@ -259,7 +261,7 @@ def _transient(info: Mapping[str, Any] | None) -> bool:
     return flag
 
 
-# --- untyped values (3.3) -----------------------------------------------------------
+# --- untyped values ------------------------------------------------------------------
 
 
 def _parse_untyped(value: Any, info: Mapping[str, Any] | None) -> ParsedValue:
@@ -402,7 +404,7 @@ def _object_value_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
 def _check_object(
     name: str, value: str | None, value_info: Mapping[str, Any], *, transient: bool
 ) -> None:
-    """The engine's refusals of a serialized Object (3.7).
+    """The engine's refusals of a serialized Object.
 
     Checked in the order the spec lists them. Camunda itself looks for a serializer (the
     format checks) before it asks for objectTypeName, so a value lacking both gets the
@@ -432,7 +434,7 @@ def _check_object(
         )
 
 
-# --- conversions of primitive values (3.4) ------------------------------------------
+# --- conversions of primitive values -------------------------------------------------
 # Each takes a non-null JSON value and returns the stored form, or raises ValueError.
 
 
@@ -492,7 +494,7 @@ def _to_double(value: Any) -> float | None:
 
 def _to_date(value: Any) -> str | None:
     # Jackson trims the text and reads "" or "null" as null; the date itself must then
-    # match the pattern exactly (3.5), where Camunda's SimpleDateFormat is lenient.
+    # match the pattern exactly, where Camunda's SimpleDateFormat is lenient.
     text = _scalar_text(value)
     if text is None:
         return None

@@ -25,7 +25,7 @@ from service.config import ConfigError, Endpoints, Settings, parse_seconds
 from service.errors import Unavailable
 from service.http import logs
 from service.http.keys import IN_FLIGHT
-from service.storage import collector
+from service.storage import check, collector
 from service.storage.blobstore import open_blob_store
 from service.storage.migrate import MigrationError, migrate
 
@@ -147,7 +147,7 @@ async def run_check(settings: Settings, arguments: argparse.Namespace) -> int:
         resolved_endpoints(settings, reuse_running=True) as endpoints,
         open_blob_store(settings, endpoints) as store,
     ):
-        report = await collector.check(
+        report = await check.check(
             endpoints.dsn,
             store,
             prefix=endpoints.s3_prefix,
@@ -193,10 +193,10 @@ def _parser() -> argparse.ArgumentParser:
         help="age of a pending blob or multipart upload that counts as a crash leftover "
         "(default: CASEVARS_PENDING_TIMEOUT_SECONDS)",
     )
-    check = commands.add_parser(
+    check_command = commands.add_parser(
         "check", help="compare Postgres with the bucket; exit 1 on any inconsistency"
     )
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check_command.add_argument("--json", action="store_true", help="print the report as JSON")
     client.add_commands(commands.add_parser)
     return parser
 

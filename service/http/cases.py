@@ -9,24 +9,27 @@ from typing import Any
 
 from aiohttp import web
 
+from service.camunda.queries import MAX_INTEGER, VARIABLE_OPERATORS
 from service.camunda.values import format_date, parse_date
 from service.errors import InvalidInput, NotFound
 from service.http import keys, paths, variables
 from service.http.body import json_response, read_json
-from service.storage.repository import (
-    SORT_COLUMNS,
-    VARIABLE_OPERATORS,
-    CaseInstance,
-    CaseQuery,
-    VariableCondition,
-)
+from service.storage.case_query import CaseAttribute, CaseQuery, VariableCondition
+from service.storage.repository import CaseInstance
 
-# Body keys of PUT /case-instance/{id} and the columns they fill.
+# Body keys of PUT /case-instance/{id} and what they set.
 _FIELDS = {
-    "businessKey": "business_key",
-    "caseDefinitionKey": "case_definition_key",
-    "caseDefinitionId": "case_definition_id",
-    "tenantId": "tenant_id",
+    "businessKey": CaseAttribute.BUSINESS_KEY,
+    "caseDefinitionKey": CaseAttribute.CASE_DEFINITION_KEY,
+    "caseDefinitionId": CaseAttribute.CASE_DEFINITION_ID,
+    "tenantId": CaseAttribute.TENANT_ID,
+}
+# Camunda's sortBy values of case-instance queries.
+SORT_KEYS = {
+    "caseInstanceId": CaseAttribute.ID,
+    "caseDefinitionKey": CaseAttribute.CASE_DEFINITION_KEY,
+    "caseDefinitionId": CaseAttribute.CASE_DEFINITION_ID,
+    "tenantId": CaseAttribute.TENANT_ID,
 }
 
 
@@ -56,18 +59,18 @@ async def get_case_instance(request: web.Request) -> web.Response:
     return json_response(case_instance_json(case))
 
 
-def _fields(body: Any) -> dict[str, str | None]:
+def _fields(body: Any) -> dict[CaseAttribute, str | None]:
     if body is None:
         return {}
     if not isinstance(body, dict):
         raise InvalidInput("")
-    fields: dict[str, str | None] = {}
-    for key, column in _FIELDS.items():
+    fields: dict[CaseAttribute, str | None] = {}
+    for key, attribute in _FIELDS.items():
         if key in body:
             value = body[key]
             if value is not None and not isinstance(value, str):
                 raise InvalidInput("")
-            fields[column] = None if value is None else paths.checked_field(value, key)
+            fields[attribute] = None if value is None else paths.checked_field(value, key)
     return fields
 
 
@@ -89,7 +92,7 @@ async def delete_case_instance(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-# --- creation from a case definition (spec 9) ------------------------------------
+# --- creation from a case definition key -----------------------------------------
 
 
 async def create_from_definition(request: web.Request) -> web.Response:
@@ -108,21 +111,14 @@ async def create_from_definition(request: web.Request) -> web.Response:
     prefix = f"Cannot instantiate case definition {key}: "
     values = variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
     case = CaseInstance(str(uuid.uuid4()), business_key, key, None, None)
-    pending = variables.PendingBlobs(request)
-    stored = {}
-    try:
-        stored = await pending.stored(values)
-        async with variables.lost_blobs_deleted(request):
+    async with variables.new_blobs(request) as blobs:
+        stored = await variables.stored_values(blobs, values)
+        async with blobs.committing(new.blob for new in stored.values()):
             await request.app[keys.REPOSITORY].create_case_instance(case, stored)
-    except BaseException:
-        stored = {}
-        raise
-    finally:
-        await pending.discard_unused(stored)
     return json_response(case_instance_json(case))
 
 
-# --- queries (spec 4) --------------------------------------------------------------
+# --- queries: GET and POST /case-instance and /count --------------------------------
 
 # Filters Camunda has that need process instances, deployments or case hierarchies.
 UNSUPPORTED_FILTERS = (
@@ -132,9 +128,6 @@ UNSUPPORTED_FILTERS = (
     "superCaseInstance",
     "subCaseInstance",
 )
-QUERY_OPERATORS = (*VARIABLE_OPERATORS, "like")
-# firstResult and maxResults are Java Integers in Camunda.
-MAX_INTEGER = 2**31 - 1
 
 
 def _bad_parameter(name: str, value: object) -> InvalidInput:
@@ -171,7 +164,7 @@ def _query_value(value: Any) -> tuple[Any, bool]:
 def _condition(name: Any, operator: Any, value: Any) -> VariableCondition:
     if not isinstance(name, str) or not isinstance(operator, str):
         raise InvalidInput("")
-    if operator not in QUERY_OPERATORS:
+    if operator not in VARIABLE_OPERATORS:
         raise InvalidInput(f"Invalid variable comparator specified: {operator}")
     resolved, is_date = _query_value(value)
     if operator == "like" and not isinstance(resolved, str):
@@ -189,14 +182,14 @@ def _conditions_from_text(text: str) -> tuple[VariableCondition, ...]:
     return tuple(conditions)
 
 
-def _sorting(pairs: list[tuple[Any, Any]]) -> tuple[tuple[str, str], ...]:
+def _sorting(pairs: list[tuple[Any, Any]]) -> tuple[tuple[CaseAttribute, bool], ...]:
     checked = []
     for sort_by, sort_order in pairs:
-        if not isinstance(sort_by, str) or sort_by not in SORT_COLUMNS:
+        if not isinstance(sort_by, str) or sort_by not in SORT_KEYS:
             raise _bad_parameter("sortBy", sort_by)
         if not isinstance(sort_order, str) or sort_order not in {"asc", "desc"}:
             raise _bad_parameter("sortOrder", sort_order)
-        checked.append((sort_by, sort_order))
+        checked.append((SORT_KEYS[sort_by], sort_order == "desc"))
     return tuple(checked)
 
 

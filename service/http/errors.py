@@ -4,25 +4,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from service import errors
 from service.http.logs import REQUEST_ID_KEY
 
 log = structlog.get_logger("casevars.http")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS: dict[type[errors.CamundaError], int] = {
     errors.InvalidInput: 400,
     errors.Unauthenticated: 401,
     errors.NotFound: 404,
-    errors.MethodNotAllowed: 405,
-    errors.PreconditionFailed: 412,
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RangeNotSatisfiable: 416,
@@ -127,6 +124,14 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         type_name = _FRAMEWORK_TYPES.get(error.status, "RestException")
         message = f"HTTP {error.status} {error.reason}"
         return error_response(error.status, type_name, message, None, headers)
+    except errors.StorageError as error:
+        log.error("request.storage_inconsistent", error=str(error), path=request.path)  # noqa: TRY400 - known, no traceback
+        return error_response(
+            500,
+            "RestException",
+            f"{error}: the stored content of this value is lost "
+            f"(request id {request_id}; `casevars check` lists such blobs)",
+        )
     except Exception:
         log.exception("request.failed", method=request.method, path=request.path)
         return error_response(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -31,7 +32,6 @@ from service.storage.collector import CollectResult
 # a long-running service. (A process-wide switch of prometheus_client.)
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 R = TypeVar("R", bound=web.StreamResponse)
 
 # Requests run from milliseconds (JSON) to an hour (a multi-GiB upload).

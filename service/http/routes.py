@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from service.http import cases, openapi, ops, variables
+from service.http import cases, downloads, openapi, ops, uploads, variables
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
@@ -54,7 +54,7 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     router.add_get(VARIABLE, variables.get_variable, name="variable-get", allow_head=False)
     router.add_put(VARIABLE, variables.put_variable, name="variable-put", **body)
     router.add_delete(VARIABLE, variables.delete_variable, name="variable-delete")
-    router.add_get(VARIABLE + "/data", variables.get_variable_data, name="variable-data-get")
+    router.add_get(VARIABLE + "/data", downloads.get_variable_data, name="variable-data-get")
     router.add_post(
-        VARIABLE + "/data", variables.post_variable_data, name="variable-data-post", **body
+        VARIABLE + "/data", uploads.post_variable_data, name="variable-data-post", **body
     )

@@ -22,7 +22,7 @@ from aiobotocore.config import AioConfig
 from aiohttp.abc import AbstractStreamWriter
 
 from service.config import Endpoints, Settings, part_size_for
-from service.errors import BlobMissing, TooLarge, Unavailable
+from service.errors import BlobMissing, Unavailable
 from service.storage import relay
 
 if TYPE_CHECKING:
@@ -54,9 +54,20 @@ _CONNECTION_ERRORS = (
 
 
 @dataclasses.dataclass(frozen=True)
-class StoredBlob:
+class Blob:
+    """An object casevars stored, with the size and SHA-256 it computed on the way in."""
+
+    key: str
     size: int
     sha256: bytes
+
+
+class ValueTooLarge(Exception):
+    """A streamed value went past the size it may have."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +230,7 @@ class BlobStore:
 
     # --- writing ------------------------------------------------------------
 
-    async def put_bytes(self, key: str, data: bytes) -> StoredBlob:
+    async def put_bytes(self, key: str, data: bytes) -> Blob:
         """Store a value already in memory (a base64 value from a JSON body)."""
         await _s3(
             "PutObject",
@@ -229,12 +240,10 @@ class BlobStore:
                 Body=_PartBody(memoryview(data), self._stall_seconds),  # type: ignore[arg-type]
             ),
         )
-        return StoredBlob(size=len(data), sha256=hashlib.sha256(data).digest())
+        return Blob(key, len(data), hashlib.sha256(data).digest())
 
-    async def put_stream(
-        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int
-    ) -> StoredBlob:
-        """Stream chunks into the object `key`; TooLarge past max_bytes.
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> Blob:
+        """Stream chunks into the object `key`; ValueTooLarge past max_bytes.
 
         Memory stays at (parts in flight + 1) part buffers whatever the size of the
         value. On any error or cancellation a multipart upload is aborted before the
@@ -257,7 +266,7 @@ class BlobStore:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise TooLarge(f"The value is larger than the limit of {max_bytes} bytes")
+                    raise ValueTooLarge(max_bytes)
                 digest.update(chunk)
                 view = memoryview(chunk)
                 while len(view) >= len(buffer) - filled:
@@ -273,7 +282,7 @@ class BlobStore:
         except BaseException:
             await finish_even_if_cancelled(upload.abort())
             raise
-        return StoredBlob(size=size, sha256=digest.digest())
+        return Blob(key, size, digest.digest())
 
     # --- reading ------------------------------------------------------------
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 import orjson
 
 from service.errors import Unavailable
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    AnyConnection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 # Errors that mean "Postgres is not there or not answering": callers answer 503.
 CONNECTION_ERRORS = (
@@ -23,6 +30,12 @@ CONNECTION_ERRORS = (
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
+# A one-shot command's own connection: connect timeout, and a bound on any one query.
+CONNECT_TIMEOUT_SECONDS = 30.0
+QUERY_TIMEOUT_SECONDS = 300.0
+# Where the collector and the check read and write: the service's pool, or a DSN of
+# their own (the one-shot commands).
+Database = asyncpg.Pool | str
 
 
 def _encode_json(value: Any) -> str:
@@ -85,3 +98,51 @@ async def ensure_database(dsn: str, name: str, *, timeout: float) -> None:
             await connection.execute(f"CREATE DATABASE {quoted}")
     finally:
         await connection.close()
+
+
+@contextlib.contextmanager
+def postgres_errors() -> Iterator[None]:
+    """Unavailable when Postgres cannot be reached or lacks the casevars schema."""
+    try:
+        yield
+    except CONNECTION_ERRORS as error:
+        raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as error:
+        raise Unavailable(
+            f"the database lacks the casevars schema ({error}); run `casevars migrate`"
+        ) from error
+
+
+class Connections:
+    """Where a pass gets connections: from the pool, one per page (so requests are not
+    starved), or the single connection opened from a DSN for the whole pass."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: asyncpg.Connection[asyncpg.Record] | None = None
+
+    async def __aenter__(self) -> Self:
+        if isinstance(self._database, str):
+            with postgres_errors():
+                self._connection = await asyncpg.connect(
+                    self._database,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    command_timeout=QUERY_TIMEOUT_SECONDS,
+                )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await connection.close(timeout=CONNECT_TIMEOUT_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def one(self) -> AsyncIterator[AnyConnection]:
+        with postgres_errors():
+            if self._connection is not None:
+                yield self._connection
+                return
+            assert not isinstance(self._database, str)
+            async with self._database.acquire() as connection:
+                yield connection

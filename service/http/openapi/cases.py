@@ -4,7 +4,8 @@ filter and paging parameters."""
 
 from __future__ import annotations
 
-from service.http.cases import MAX_INTEGER, QUERY_OPERATORS, UNSUPPORTED_FILTERS
+from service.camunda.queries import MAX_INTEGER, VARIABLE_OPERATORS
+from service.http.cases import SORT_KEYS, UNSUPPORTED_FILTERS
 from service.http.openapi.blocks import (
     BAD_JSON,
     CASE_ID,
@@ -24,7 +25,6 @@ from service.http.openapi.blocks import (
 )
 from service.http.openapi.components import values_in
 from service.http.paths import MAX_ID_LENGTH
-from service.storage.repository import SORT_COLUMNS
 
 _TAGS = ("Case instances",)
 _SORT_ORDERS = {"enum": ["asc", "desc"]}
@@ -115,7 +115,7 @@ def _query_body_schema() -> Json:
                     "required": ["name", "operator"],
                     "properties": {
                         "name": TEXT,
-                        "operator": {"enum": list(QUERY_OPERATORS)},
+                        "operator": {"enum": list(VARIABLE_OPERATORS)},
                         "value": {
                             "type": ["string", "number", "boolean", "null"],
                             "description": (
@@ -134,7 +134,7 @@ def _query_body_schema() -> Json:
                     "type": "object",
                     "required": ["sortBy", "sortOrder"],
                     "properties": {
-                        "sortBy": {"enum": list(SORT_COLUMNS)},
+                        "sortBy": {"enum": list(SORT_KEYS)},
                         "sortOrder": _SORT_ORDERS,
                     },
                 },
@@ -186,7 +186,7 @@ def paging_parameters() -> Json:
                 "Only together with `sortOrder`, otherwise 400 `Only a single sorting "
                 "parameter specified. sortBy and sortOrder required`."
             ),
-            "schema": {"enum": list(SORT_COLUMNS)},
+            "schema": {"enum": list(SORT_KEYS)},
         },
         "SortOrder": {
             "name": "sortOrder",
@@ -210,7 +210,7 @@ _QUERY_FILTERS = {
     "terminated": f"Matches nothing when true (instances are never terminated). {_FLAG_TEXT}",
     "variables": (
         "Comma-separated `name_operator_value` conditions, operator one of "
-        f"{', '.join(QUERY_OPERATORS)}. A value in the query string is text (or a date in "
+        f"{', '.join(VARIABLE_OPERATORS)}. A value in the query string is text (or a date in "
         "the REST format); compare numbers and booleans through the JSON body of "
         "`POST /case-instance`."
     ),
@@ -237,7 +237,7 @@ _QUERY_FILTER_SCHEMAS: Json = {
         "type": "array",
         "items": {
             "type": "string",
-            "pattern": f"^[^_,]*_(?:{'|'.join(QUERY_OPERATORS)})_[^_,]*$",
+            "pattern": f"^[^_,]*_(?:{'|'.join(VARIABLE_OPERATORS)})_[^_,]*$",
         },
     },
 }

@@ -1,0 +1,154 @@
+"""Case-instance queries: what a query asks (CaseQuery, its variable conditions and
+sorting) and the SQL that answers it, parameters always bound."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class CaseAttribute(enum.Enum):
+    """What a case instance has, as queries sort by it and PUT changes it."""
+
+    ID = enum.auto()
+    BUSINESS_KEY = enum.auto()
+    CASE_DEFINITION_KEY = enum.auto()
+    CASE_DEFINITION_ID = enum.auto()
+    TENANT_ID = enum.auto()
+
+
+CASE_COLUMNS = {
+    CaseAttribute.ID: "id",
+    CaseAttribute.BUSINESS_KEY: "business_key",
+    CaseAttribute.CASE_DEFINITION_KEY: "case_definition_key",
+    CaseAttribute.CASE_DEFINITION_ID: "case_definition_id",
+    CaseAttribute.TENANT_ID: "tenant_id",
+}
+# Camunda's comparison operators (service.camunda.queries) in SQL; `like` is LIKE.
+_SQL_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<="}
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableCondition:
+    """`name operator value` on a variable of the case instance. value is a JSON scalar;
+    a date value is already in the stored form (UTC text) and compares with Date
+    variables only."""
+
+    name: str
+    operator: str  # one of service.camunda.queries.VARIABLE_OPERATORS
+    value: Any
+    is_date: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseQuery:
+    case_instance_id: str | None = None
+    business_key: str | None = None
+    case_definition_key: str | None = None
+    case_definition_id: str | None = None
+    tenant_ids: tuple[str, ...] | None = None
+    without_tenant_id: bool = False
+    variables: tuple[VariableCondition, ...] = ()
+    variable_names_ignore_case: bool = False
+    variable_values_ignore_case: bool = False
+    # completed=true or terminated=true: casevars's instances are always active.
+    match_nothing: bool = False
+    # (what to sort by, descending?), applied in order.
+    sorting: tuple[tuple[CaseAttribute, bool], ...] = ()
+
+
+class _Where:
+    """WHERE clauses with their parameters numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.arguments: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.arguments.append(value)
+        return f"${len(self.arguments)}"
+
+    def add(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+
+
+def _value_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
+    """The comparison of v.value with the condition's value, by the value's JSON type.
+    Casts sit inside CASE so that values of other types compare as NULL (no match)."""
+    value = condition.value
+    if value is None:
+        is_null = "jsonb_typeof(coalesce(v.value, 'null'::jsonb)) = 'null'"
+        return is_null if condition.operator == "eq" else f"NOT {is_null}"
+    operator = _SQL_OPERATORS.get(condition.operator, "LIKE")
+    if isinstance(value, bool):
+        cast = "CASE WHEN jsonb_typeof(v.value) = 'boolean' THEN (v.value)::boolean END"
+        return f"{cast} {operator} {where.bind(value)}"
+    if isinstance(value, int | float):
+        cast = "CASE WHEN jsonb_typeof(v.value) = 'number' THEN (v.value)::numeric END"
+        return f"{cast} {operator} {where.bind(str(value))}::numeric"
+    text = str(value)
+    column = "CASE WHEN jsonb_typeof(v.value) = 'string' THEN v.value #>> '{}' END"
+    if query.variable_values_ignore_case:
+        column, text = f"lower({column})", text.lower()
+    return f'{column} {operator} {where.bind(text)} COLLATE "C"'
+
+
+def _variable_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
+    name_column, name = "v.name", condition.name
+    if query.variable_names_ignore_case:
+        name_column, name = "lower(v.name)", name.lower()
+    parts = [f"{name_column} = {where.bind(name)}", _value_clause(where, condition, query)]
+    if condition.is_date:
+        parts.append("v.type = 'Date'")
+    return (
+        "EXISTS (SELECT 1 FROM variable v WHERE v.case_instance_id = c.id AND "
+        + " AND ".join(parts)
+        + ")"
+    )
+
+
+def _where(query: CaseQuery) -> _Where:
+    where = _Where()
+    if query.match_nothing:
+        where.add("FALSE")
+    for column, value in (
+        ("id", query.case_instance_id),
+        ("business_key", query.business_key),
+        ("case_definition_key", query.case_definition_key),
+        ("case_definition_id", query.case_definition_id),
+    ):
+        if value is not None:
+            where.add(f"c.{column} = {where.bind(value)}")
+    if query.tenant_ids is not None:
+        where.add(f"c.tenant_id = ANY({where.bind(list(query.tenant_ids))}::text[])")
+    if query.without_tenant_id:
+        where.add("c.tenant_id IS NULL")
+    for condition in query.variables:
+        where.add(_variable_clause(where, condition, query))
+    return where
+
+
+def case_query_sql(query: CaseQuery, *, first: int, limit: int | None) -> tuple[str, list[Any]]:
+    where = _where(query)
+    order = [
+        f"c.{CASE_COLUMNS[attribute]} {'DESC' if descending else 'ASC'} NULLS LAST"
+        for attribute, descending in query.sorting
+    ]
+    order.append("c.id ASC")  # a stable order makes paging repeatable
+    offset = where.bind(first)
+    limit_sql = "ALL" if limit is None else where.bind(limit)
+    columns = ", ".join(f"c.{column}" for column in CASE_COLUMNS.values())
+    sql = (
+        f"SELECT {columns} FROM case_instance c WHERE {where.sql()} "
+        f"ORDER BY {', '.join(order)} OFFSET {offset} LIMIT {limit_sql}"
+    )
+    return sql, where.arguments
+
+
+def case_count_sql(query: CaseQuery) -> tuple[str, list[Any]]:
+    where = _where(query)
+    return f"SELECT count(*) FROM case_instance c WHERE {where.sql()}", where.arguments
