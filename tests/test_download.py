@@ -194,3 +194,26 @@ async def test_s3_unreachable_is_503(make_client, endpoints):
         response = await client.get(data_url(case_id, "v"))
         assert response.status == 503
         assert (await response.json())["type"] == "RestException"
+
+
+async def test_content_lost_from_s3_is_answered_as_such(client, db, s3, endpoints, case_id):
+    """An object deleted behind casevars's back: a clear 500, on the download and on a
+    read that inlines the content, not an unhandled error."""
+    small = new_id("small")
+    await create_case(client, small)
+    assert (await upload_bytes(client, small, "tiny", b"abc")).status == 204
+    for case, name in ((case_id, "bytes"), (small, "tiny")):
+        key = await db.fetchval(
+            "SELECT blob_key FROM variable WHERE case_instance_id = $1 AND name = $2", case, name
+        )
+        await s3.delete_object(Bucket=endpoints.s3_bucket, Key=key)
+    for response in (
+        await client.get(data_url(case_id, "bytes")),
+        await client.get(f"/case-instance/{small}/variables"),
+        await client.get(f"/case-instance/{small}/variables/tiny"),
+    ):
+        assert response.status == 500
+        body = await response.json()
+        assert body["type"] == "RestException"
+        assert "the stored content of this value is lost" in body["message"]
+        assert "casevars check" in body["message"]
