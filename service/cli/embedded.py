@@ -36,9 +36,10 @@ from service.storage import blobstore, db
 log = structlog.get_logger("casevars.embedded")
 
 DATABASE_NAME = "casevars"
-# The unprivileged account Postgres runs as when casevars runs as root
-# (Postgres refuses to run as root).
-POSTGRES_ACCOUNT = "casevars"
+# As root, Postgres (which refuses to run as root) runs in a user namespace where our
+# root is this id: 65534, `nobody`, because initdb looks its own user up in /etc/passwd
+# and `nobody` is there on nearly every system.
+NAMESPACE_ID = 65534
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -134,58 +135,49 @@ def _load_or_create_secrets(path: Path) -> dict[str, str]:
     return created
 
 
-class _Account:
-    """Who the Postgres processes run as: ourselves, or an unprivileged account when root."""
+async def _non_root_prefix(postgres: Path) -> list[str]:
+    """The command prefix under which Postgres runs: none, or a user namespace as root.
 
-    def __init__(self) -> None:
-        self.uid: int | None = None
-        self.gid: int | None = None
-        if os.geteuid() != 0:
-            return
-        import pwd  # noqa: PLC0415 - POSIX only, needed only as root
+    In the namespace geteuid() is NAMESPACE_ID and no capability survives the exec,
+    while files are still reached as their owner, root: the data folder and the venv
+    need no change of mode or owner, however closed the folders above them are.
+    """
+    if os.geteuid() != 0:
+        return []
+    advice = "run casevars as a normal user, or set DATABASE_URL to a Postgres server"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise EmbeddedError(
+            "running as root, the embedded Postgres needs `unshare` (util-linux) to run "
+            f"in a user namespace, and it is not on PATH; install util-linux, or {advice}"
+        )
+    prefix = [unshare, "--user", f"--map-user={NAMESPACE_ID}", f"--map-group={NAMESPACE_ID}"]
+    # Try it first, so a refusal (a container whose seccomp profile blocks user
+    # namespaces, user.max_user_namespaces=0) gets a clear message.
+    probe = await asyncio.create_subprocess_exec(
+        *prefix, "--", str(postgres), "--version",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await probe.communicate()
+    if probe.returncode != 0:
+        reason = stderr.decode(errors="replace").strip() or f"status {probe.returncode}"
+        raise EmbeddedError(
+            "running as root, the embedded Postgres runs in a user namespace, "
+            f"which failed ({reason}); {advice}"
+        )
+    # No --fork: unshare execs Postgres, so the pid we hold and postmaster.pid are its own.
+    return [*prefix, "--"]
 
-        try:
-            entry = pwd.getpwnam(POSTGRES_ACCOUNT)
-        except KeyError:
-            useradd = shutil.which("useradd")
-            if useradd is None:
-                raise EmbeddedError(
-                    f"running as root: Postgres needs an unprivileged account "
-                    f"'{POSTGRES_ACCOUNT}'; create it, or run casevars as a normal user"
-                ) from None
-            import subprocess  # noqa: PLC0415
 
-            subprocess.run(  # noqa: S603 - fixed arguments
-                [
-                    useradd,
-                    "--system",
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    POSTGRES_ACCOUNT,
-                ],
-                check=True,
-                capture_output=True,
-            )
-            entry = pwd.getpwnam(POSTGRES_ACCOUNT)
-            log.info("embedded.account_created", account=POSTGRES_ACCOUNT)
-        self.uid, self.gid = entry.pw_uid, entry.pw_gid
-
-    def give(self, path: Path) -> None:
-        """Hand a folder to the account, and let it reach the folder through its parents."""
-        if self.uid is None or self.gid is None:
-            return
-        os.chown(path, self.uid, self.gid)
-        for parent in path.resolve().parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                # Search permission only (no listing), so the account can reach its data.
-                parent.chmod(mode | 0o001)
-
-    def popen_args(self) -> dict[str, Any]:
-        if self.uid is None:
-            return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+def _take_ownership(path: Path) -> None:
+    """chown -R to ourselves, not following symlinks."""
+    uid, gid = os.geteuid(), os.getegid()
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.chown(Path(folder) / name, uid, gid, follow_symlinks=False)
 
 
 class EmbeddedServices:
@@ -353,23 +345,26 @@ class EmbeddedServices:
         bin_dir = postgres_bin_dir()
         pgdata = self.data_dir / "postgres"
         log_path = self.data_dir / "postgres.log"
-        account = _Account()
+        prefix = await _non_root_prefix(bin_dir / "postgres")
         pid_file = pgdata / "postmaster.pid"
         if pid_file.exists():
             with contextlib.suppress(ValueError, IndexError, OSError):
                 pid = int(pid_file.read_text().splitlines()[0])
                 _stop_leftover(pid, str(pgdata), signal.SIGINT)
-        if (pgdata / "PG_VERSION").exists():
-            account.give(pgdata)
-        else:
-            await self._initdb(bin_dir, pgdata, password, account, log_path)
+        if prefix and pgdata.exists() and (owner := pgdata.stat().st_uid) != os.geteuid():
+            # Earlier versions ran Postgres as root under a `casevars` account that owned
+            # the data; hand it back to root, once.
+            _take_ownership(pgdata)
+            log.info("embedded.postgres_data_taken_back", pgdata=str(pgdata), old_uid=owner)
+        if not (pgdata / "PG_VERSION").exists():
+            await self._initdb(bin_dir, pgdata, password, prefix, log_path)
         (port,) = _free_ports(1)
         args = [
-            str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(port),
+            *prefix, str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(port),
             "-c", "listen_addresses=127.0.0.1",
             "-c", "unix_socket_directories=",
         ]  # fmt: skip
-        child = await self._spawn("Postgres", args, log_path, signal.SIGINT, **account.popen_args())
+        child = await self._spawn("Postgres", args, log_path, signal.SIGINT)
         server_dsn = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
         timeout = self._settings.db_timeout_seconds
         await self._wait_ready(child, log_path, lambda: db.ping(server_dsn, timeout=timeout))
@@ -377,22 +372,18 @@ class EmbeddedServices:
         return f"postgresql://postgres:{password}@127.0.0.1:{port}/{DATABASE_NAME}"
 
     async def _initdb(
-        self, bin_dir: Path, pgdata: Path, password: str, account: _Account, log_path: Path
+        self, bin_dir: Path, pgdata: Path, password: str, prefix: list[str], log_path: Path
     ) -> None:
         pgdata.mkdir(mode=0o700, exist_ok=True)
-        account.give(pgdata)
         password_file = pgdata.parent / ".initdb-password"
         _write_private(password_file, password.encode())
-        if account.uid is not None:
-            os.chown(password_file, account.uid, -1)
         try:
             with log_path.open("ab") as log_file:
                 process = await asyncio.create_subprocess_exec(
-                    str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
+                    *prefix, str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
                     "--auth=scram-sha-256", f"--pwfile={password_file}",
                     "--encoding=UTF8", "--locale=C", "--no-instructions",
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    **account.popen_args(),
                 )  # fmt: skip
                 status = await process.wait()
         finally:
