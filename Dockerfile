@@ -17,13 +17,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 # The venv gets no pip of its own: the base image's pip installs into it.
 RUN python -m venv --without-pip /opt/casevars
 
+# pip builds the wheel from these sources and installs it; the migrations travel inside
+# it as the package service.migrations (see pyproject.toml).
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service/ service/
+COPY migrations/ migrations/
 RUN pip --python /opt/casevars/bin/python install /src
-
-# migrate.py looks for sys.prefix/share/casevars/migrations; sys.prefix is the venv.
-COPY migrations/ /opt/casevars/share/casevars/migrations/
 
 # Final stage: the same Python, the venv, nothing else. No compiler, no sources.
 FROM ${PYTHON_IMAGE}

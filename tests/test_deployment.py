@@ -13,10 +13,9 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +27,6 @@ from service.app import create_app
 from service.cli.main import _parser
 from service.config import ENVIRONMENT_VARIABLES, Endpoints, Settings
 from service.http import ops
-from service.storage import migrate
 from tests.conftest import ROOT
 
 try:
@@ -258,29 +256,43 @@ def test_dockerignore_lets_in_what_the_dockerfile_copies(dockerfile: Dockerfile)
         assert (ROOT / source).exists(), source
 
 
-def test_image_finds_the_migrations(dockerfile: Dockerfile, tmp_path, monkeypatch):
-    """The migrations land where migrate.migrations_dir() looks in an installed copy:
-    sys.prefix (the image's virtual environment)/share/casevars/migrations."""
-    venv = dockerfile.venv()
-    destinations = [
-        rest.split()[-1]
-        for stage in dockerfile.stages
-        for rest in dockerfile.values("COPY", stage)
-        if rest.split()[0].rstrip("/") == "migrations"
+def _wheel_sources() -> set[str]:
+    """The top-level files and folders pyproject.toml builds the wheel from."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = pyproject["tool"]["setuptools"]
+    package_dir = setuptools.get("package-dir", {})
+    folders = {
+        package_dir.get(name, name.replace(".", "/")).split("/")[0]
+        for name in setuptools["packages"]
+    }
+    return {"pyproject.toml", pyproject["project"]["readme"], *folders}
+
+
+def test_image_gets_the_migrations_from_the_wheel(dockerfile: Dockerfile):
+    """The build stage copies what the wheel is built from (migrations/ among it, as the
+    package service.migrations) into its source folder and pip installs that folder into
+    the venv; nothing is copied into the venv by hand. tests/test_wheel.py checks that
+    such a wheel carries the migrations and runs."""
+    venv = PurePosixPath(dockerfile.venv())
+    (stage,) = [
+        s
+        for s in dockerfile.stages[:-1]
+        if any("-m venv" in r for r in dockerfile.values("RUN", s))
     ]
-    assert len(destinations) == 1, "copy migrations/ into the image once"
-    destination = destinations[0]
-    assert destination.startswith(f"{venv}/"), "inside the venv, which the final stage copies"
-    image_root = tmp_path
-    in_image = image_root / destination.lstrip("/")
-    shutil.copytree(ROOT / "migrations", in_image)
-    site_packages = image_root / venv.lstrip("/") / "lib/site-packages"
-    installed_module = site_packages / "service/storage/migrate.py"
-    monkeypatch.setattr(migrate, "__file__", str(installed_module))
-    monkeypatch.setattr(sys, "prefix", str(image_root / venv.lstrip("/")))
-    assert migrate.migrations_dir() == in_image
-    expected = [m.name for m in migrate.load_migrations(ROOT / "migrations")]
-    assert [m.name for m in migrate.load_migrations(in_image)] == expected
+    source_dir = PurePosixPath(dockerfile.values("WORKDIR", stage)[-1])
+    copies = [r.split() for r in dockerfile.values("COPY", stage) if not r.startswith("--")]
+    copied = {source.rstrip("/") for *sources, _ in copies for source in sources}
+    sources = _wheel_sources()
+    assert "migrations" in sources
+    assert sources <= copied, "the build stage copies every source of the wheel"
+    for *_, destination in copies:
+        assert (source_dir / destination).is_relative_to(source_dir), destination
+        assert not (source_dir / destination).is_relative_to(venv), "pip fills the venv"
+    installs = [r for r in dockerfile.values("RUN", stage) if "pip" in r and " install " in r]
+    assert any(
+        f"{venv}/bin/python" in install and install.split()[-1] in {str(source_dir), "."}
+        for install in installs
+    ), "pip installs the source folder into the venv"
 
 
 # ---------------------------------------------------------------- docker-compose.yml

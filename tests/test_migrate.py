@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 
 from service.storage.migrate import MigrationError, load_migrations, migrate, migrations_dir
+from tests.conftest import ROOT
 
 
 async def _tables(dsn):
@@ -83,6 +84,15 @@ async def test_failing_migration_leaves_schema_as_it_was(server_dsn, tmp_path):
     assert "extra_ok" in tables
     assert 9999 not in versions
     assert 9998 in versions
+
+
+def test_migrations_are_the_package_made_of_the_repository_folder():
+    """service.migrations is migrations/ (pyproject.toml maps it); its __init__.py is no
+    migration. tests/test_wheel.py checks the same of an installed wheel."""
+    found = {m.name: m.sql for m in load_migrations(migrations_dir())}
+    expected = {p.name: p.read_text() for p in (ROOT / "migrations").glob("*.sql")}
+    assert expected
+    assert found == expected
 
 
 def test_migration_files_are_numbered(tmp_path):

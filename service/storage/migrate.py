@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import sys
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 import asyncpg
 import structlog
@@ -37,31 +37,33 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def migrations_dir() -> Path:
-    """migrations/ of the source tree, or the copy a wheel installs under share/."""
-    for candidate in (
-        Path(__file__).resolve().parents[2] / "migrations",
-        Path(sys.prefix) / "share" / "casevars" / "migrations",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise MigrationError("the migrations folder is missing from this installation")
+def migrations_dir() -> Traversable:
+    """migrations/ of the source tree, installed (wheel, sdist, editable) as the package
+    service.migrations; see pyproject.toml."""
+    try:
+        return resources.files("service.migrations")
+    except ModuleNotFoundError as error:
+        raise MigrationError("the migrations folder is missing from this installation") from error
 
 
-def load_migrations(folder: Path) -> list[Migration]:
+def load_migrations(folder: Traversable) -> list[Migration]:
     found = []
-    for path in sorted(folder.glob("*.sql")):
-        match = FILE_PATTERN.fullmatch(path.name)
+    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        match = FILE_PATTERN.fullmatch(entry.name)
         if match is None:
-            raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
-        found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+            raise MigrationError(f"{entry.name}: migration files are named NNNN_name.sql")
+        found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError("two migration files share a number")
     return found
 
 
-async def migrate(dsn: str, *, folder: Path | None = None, timeout: float = 30.0) -> list[str]:
+async def migrate(
+    dsn: str, *, folder: Traversable | None = None, timeout: float = 30.0
+) -> list[str]:
     """Apply what is not applied yet; returns the names applied now."""
     migrations = load_migrations(folder or migrations_dir())
     connection = await asyncpg.connect(dsn, timeout=timeout)

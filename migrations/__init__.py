@@ -1,0 +1,1 @@
+"""The numbered SQL migrations: package data of service.migrations (see pyproject.toml)."""
