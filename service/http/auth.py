@@ -23,13 +23,13 @@ from pathlib import Path
 
 import bcrypt
 from aiohttp import hdrs, web
-from aiohttp.web_urldispatcher import _default_expect_handler
 
 from service.config import ConfigError, Settings
 from service.errors import Unauthenticated
 from service.http.errors import camunda_error_response
 from service.http.logs import PRINCIPAL_KEY
 from service.http.metrics import METRICS
+from service.private_api import default_expect_handler
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -138,7 +138,7 @@ class Authenticator:
                 response = camunda_error_response(refused)
                 response.force_close()
                 return response
-        await _default_expect_handler(request)
+        await default_expect_handler(request)
         return None
 
     async def principal(self, authorization: str | None) -> str:

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from service.config import LogFormat
+from service.private_api import request_body_bytes, response_bytes_sent
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # Who the request's credentials proved to be (auth.py): "user:<name>" or
@@ -79,8 +80,8 @@ class AccessLogger(AbstractAccessLogger):
             method=request.method,
             route=route,
             status=response.status,
-            bytes_in=request.content.total_bytes,
-            bytes_out=response.body_length + request.get(RELAYED_BYTES_KEY, 0),
+            bytes_in=request_body_bytes(request),
+            bytes_out=response_bytes_sent(response) + request.get(RELAYED_BYTES_KEY, 0),
             duration_ms=round(time * 1000, 2),
             remote=request.remote,
             principal=request.get(PRINCIPAL_KEY),

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
-from multidict import CIMultiDictProxy
 
 from service.errors import REST, InvalidInput, TooLarge, UploadAborted
+from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader
 
 # Form parts other than `data` are names and type names: small.
 MAX_TEXT_PART_BYTES = 64 * 1024
@@ -60,27 +59,15 @@ class Form:
 DataSink = Callable[[AsyncIterator[bytes]], Awaitable[Any]]
 
 
-class _FlatMultipartReader(MultipartReader):
-    """Treats every part as a plain body part: a `data` part whose own Content-Type is
-    multipart/* (a MIME file, say) is content like any other, not a nested form."""
-
-    def _get_part_reader(self, headers: CIMultiDictProxy[str]) -> BodyPartReader:
-        return BodyPartReader(
-            self._boundary,
-            headers,
-            self._content,
-            subtype=self._mimetype.subtype,
-            default_charset=self._default_charset,
-        )
-
-
 def is_multipart_form(request: web.Request) -> bool:
     return request.content_type == "multipart/form-data"
 
 
 def _reader(request: web.Request) -> MultipartReader:
+    # Flat: a `data` part whose own Content-Type is multipart/* (a MIME file, say) is
+    # content like any other, not a nested form.
     try:
-        return _FlatMultipartReader(
+        return FlatMultipartReader(
             request.headers,
             request.content,
             max_field_size=MAX_PART_HEADER_BYTES,
@@ -163,7 +150,7 @@ async def _read_parts(
             AssertionError,
             RuntimeError,
             UnicodeDecodeError,
-            HttpProcessingError,
+            *PART_HEADER_ERRORS,
         ) as error:
             raise InvalidInput(CANNOT_PROCESS, type_name=REST) from error
         if part is None:

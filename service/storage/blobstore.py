@@ -15,12 +15,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiobotocore.session
-import aiohttp.payload
 import botocore.exceptions
-import botocore.handlers
 from aiobotocore.config import AioConfig
-from aiohttp.abc import AbstractStreamWriter
 
+from service import private_api
 from service.config import Endpoints, Settings, part_size_for
 from service.errors import BlobMissing, Unavailable
 from service.storage import relay
@@ -118,23 +116,21 @@ class BlobReader:
         read from it, when it is plain TCP and carries the body as is (no TLS, no chunked
         or content encoding); None otherwise, and the reader is still iterable. Once
         taken, the connection is closed, never reused, when the reader closes."""
-        response = self._body.raw_stream  # aiohttp's ClientResponse
-        connection = response.connection
-        if connection is None or connection.transport is None:
+        connection = private_api.response_socket_parts(self._body)
+        if connection is None:
             return None  # the whole body has already arrived and the connection is back in the pool
-        if "Transfer-Encoding" in response.headers or response.headers.get(
+        if "Transfer-Encoding" in connection.headers or connection.headers.get(
             "Content-Encoding", "identity"
         ) not in {"identity", ""}:
             return None
         fd = relay.plain_tcp_fd(connection.transport)
         if fd is None:
             return None
-        if response.content.exception() is not None:
-            return None
-        # Nothing arrives between these two lines (no await): what aiohttp has read is
-        # all in its buffer, and from the pause on the socket is ours.
-        received = response.content.read_nowait(-1)
-        connection.transport.pause_reading()
+        # Synchronous: what aiohttp has read is all in its buffer, and from the pause on
+        # the socket is ours.
+        received = connection.take()
+        if received is None:
+            return None  # reading the body has already failed
         return SocketSource(received, fd, self.size - len(received), self._stall_seconds)
 
 
@@ -410,29 +406,9 @@ class _PartBody:
         return self._position
 
 
-class _PartBodyPayload(aiohttp.payload.Payload):
-    """Writes a _PartBody to the socket in large slices (aiohttp's BytesIO payload
-    yields to the loop every 64 KiB, which costs more than the copy it saves)."""
-
-    _value: _PartBody
-
-    def __init__(self, value: _PartBody, *args: Any, **kwargs: Any) -> None:
-        super().__init__(value, *args, **kwargs)
-        self._size = len(value)
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return bytes(self._value.view).decode(encoding, errors)
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        view = self._value.view
-        for start in range(0, len(view), WRITE_SLICE_BYTES):
-            # An S3 that stops reading would block this write for good: aiohttp starts
-            # read_timeout only once the whole body is sent.
-            async with asyncio.timeout(self._value.stall_seconds):
-                await writer.write(view[start : start + WRITE_SLICE_BYTES])
-
-
-aiohttp.payload.PAYLOAD_REGISTRY.register(_PartBodyPayload, _PartBody)
+# aiohttp writes a part to the S3 connection in large slices, each within
+# stall_seconds: an S3 that stops reading fails the part instead of blocking it for good.
+private_api.register_sliced_body(_PartBody, slice_bytes=WRITE_SLICE_BYTES)
 
 
 class _Buffers:
@@ -618,7 +594,7 @@ async def open_blob_store(
         # botocore sends `Expect: 100-continue` with every body, and aiohttp waits for
         # the interim answer with no timeout at all: an S3 that takes the connection and
         # then hangs would hold an upload forever. Without it, read_timeout bounds the wait.
-        client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
+        private_api.without_expect_100_continue(client)
         if observe is not None:
             _observe_calls(client, observe)
         store = BlobStore(

@@ -1,0 +1,508 @@
+"""Contract tests of service/private_api.py: each private or undocumented part of aiohttp,
+aiobotocore and botocore that casevars relies on, exercised against the installed
+libraries with real objects (servers on loopback, moto's S3). When an upgrade breaks one
+of them, it fails here, by name, rather than somewhere deep in an upload or download."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import io
+import os
+import socket
+import time
+import tomllib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.abc import AbstractAccessLogger
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from service import private_api
+from service.config import Endpoints
+from tests.conftest import ROOT, new_id, raw_s3_client
+
+MIB = 1024 * 1024
+
+
+# --- the pins -------------------------------------------------------------------------
+
+
+def _requirement(name: str) -> Requirement:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    [requirement] = [
+        Requirement(line) for line in project["dependencies"] if Requirement(line).name == name
+    ]
+    return requirement
+
+
+@pytest.mark.parametrize("name", ["aiohttp", "aiobotocore"])
+def test_the_installed_version_is_within_the_pinned_minor_version(name):
+    """These tests were written against one minor version of each library; pyproject.toml
+    admits only its patch releases."""
+    specifier = _requirement(name).specifier
+    lower = [spec for spec in specifier if spec.operator == ">="]
+    upper = [spec for spec in specifier if spec.operator == "<"]
+    assert len(lower) == len(upper) == 1, f"{name}: pin a minor version, >=X.Y.Z,<X.Y+1"
+    low, high = Version(lower[0].version), Version(upper[0].version)
+    assert (high.major, high.minor) == (low.major, low.minor + 1), specifier
+    installed = importlib.metadata.version(name)
+    assert installed in specifier, f"{name} {installed} is installed, pyproject says {specifier}"
+
+
+# --- a server on loopback ---------------------------------------------------------------
+
+RECORDS = web.AppKey("records", list[dict[str, int]])
+
+
+class _RecordingAccessLogger(AbstractAccessLogger):
+    """Records what the access log of service/http/logs.py would show as bytes."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, _: float) -> None:
+        assert isinstance(request, web.Request)
+        request.app[RECORDS].append(
+            {
+                "bytes_in": private_api.request_body_bytes(request),
+                "bytes_out": private_api.response_bytes_sent(response),
+            }
+        )
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: web.Application) -> AsyncIterator[int]:
+    """The app on a loopback port, with the recording access logger."""
+    app[RECORDS] = []
+    runner = web.AppRunner(app, access_log_class=_RecordingAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]  # the port the kernel chose
+    finally:
+        await runner.cleanup()
+
+
+async def _records(app: web.Application, count: int = 1) -> list[dict[str, int]]:
+    """The access log records, once aiohttp has written them (after the response)."""
+    deadline = time.monotonic() + 5
+    while len(app[RECORDS]) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return app[RECORDS]
+
+
+@contextlib.asynccontextmanager
+async def _connection(
+    port: int,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A raw TCP connection to the server, closed on exit whatever happened."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """One whole HTTP response (with a Content-Length) as it came off the wire."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    [length] = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+# --- multipart: FlatMultipartReader, PART_HEADER_ERRORS -----------------------------------
+
+INNER = (
+    b"--inner\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+    b"--inner\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--inner--"
+)
+NESTED_FORM = (
+    b"--outer\r\n"
+    b'Content-Disposition: form-data; name="data"; filename="message.eml"\r\n'
+    b"Content-Type: multipart/mixed; boundary=inner\r\n"
+    b"\r\n" + INNER + b"\r\n"
+    b"--outer\r\n"
+    b'Content-Disposition: form-data; name="valueType"\r\n'
+    b"\r\n"
+    b"File\r\n"
+    b"--outer--\r\n"
+)
+FORM_TYPE = "multipart/form-data; boundary=outer"
+
+
+async def _post_form(
+    body: bytes, read: Callable[[web.Request], Any]
+) -> tuple[web.Application, dict[str, Any]]:
+    """POST body as a form to a real server whose handler returns what read(request)
+    made of it (or the name of the exception it raised)."""
+    seen: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            seen["result"] = await read(request)
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            seen["error"] = error
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with _serve(app) as port, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/"
+        async with session.post(url, data=body, headers={"Content-Type": FORM_TYPE}) as response:
+            assert response.status == 200
+    return app, seen
+
+
+async def _parts(reader: MultipartReader) -> list[tuple[str | None, str | None, bytes]]:
+    """(name, Content-Type, content) of every part, read as service/http/multipart.py does."""
+    parts = []
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, BodyPartReader), part
+        content = bytearray()
+        while chunk := await part.read_chunk(256 * 1024):
+            content += chunk
+        parts.append((part.name, part.headers.get("Content-Type"), bytes(content)))
+    return parts
+
+
+async def test_a_multipart_data_part_is_read_flat():
+    async def read(request: web.Request) -> Any:
+        reader = private_api.FlatMultipartReader(
+            request.headers, request.content, max_field_size=8190, max_headers=32
+        )
+        return await _parts(reader)
+
+    _, seen = await _post_form(NESTED_FORM, read)
+    assert seen["result"] == [
+        ("data", "multipart/mixed; boundary=inner", INNER),
+        ("valueType", None, b"File"),
+    ]
+
+
+async def test_aiohttp_itself_would_descend_into_the_nested_part():
+    """Why FlatMultipartReader exists: if this fails, aiohttp reads nested parts flat by
+    itself and the override may go."""
+
+    async def read(request: web.Request) -> Any:
+        return await MultipartReader(request.headers, request.content).next()
+
+    _, seen = await _post_form(NESTED_FORM, read)
+    assert isinstance(seen["result"], MultipartReader), seen
+
+
+def _form_with_part_headers(*lines: bytes) -> bytes:
+    return b"--outer\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\nx\r\n--outer--\r\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            _form_with_part_headers(
+                b'Content-Disposition: form-data; name="data"',
+                *(f"X-Extra-{n}: {n}".encode() for n in range(4)),
+            ),
+            id="more headers than max_headers",
+        ),
+        pytest.param(
+            _form_with_part_headers(b'Content-Disposition: form-data; name="' + b"n" * 300 + b'"'),
+            id="a header line longer than max_field_size",
+        ),
+        pytest.param(
+            _form_with_part_headers(b'Content-Disposition: form-data; name="data"', b"no colon"),
+            id="a header line that is not a header",
+        ),
+    ],
+)
+async def test_bad_part_headers_raise_part_header_errors(body):
+    async def read(request: web.Request) -> Any:
+        reader = private_api.FlatMultipartReader(
+            request.headers, request.content, max_field_size=200, max_headers=4
+        )
+        return await reader.next()
+
+    _, seen = await _post_form(body, read)
+    assert isinstance(seen.get("error"), private_api.PART_HEADER_ERRORS), seen
+
+
+# --- the web server: default_expect_handler, request_body_bytes, response_bytes_sent --------
+
+
+def _expect_app() -> web.Application:
+    async def expect(request: web.Request) -> None:
+        await private_api.default_expect_handler(request)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"received %d" % len(await request.read()))
+
+    app = web.Application()
+    app.router.add_put("/", handler, expect_handler=expect)
+    return app
+
+
+async def test_the_default_expect_handler_answers_100_continue():
+    app = _expect_app()
+    body = b"b" * 1000
+    async with _serve(app) as port, _connection(port) as (reader, writer):
+        writer.write(
+            b"PUT / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        final = await _read_response(reader)
+        [record] = await _records(app)
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert final.endswith(b"\r\n\r\nreceived 1000")
+    # The interim answer is not counted as the response's bytes.
+    assert record == {"bytes_in": len(body), "bytes_out": len(final)}
+
+
+async def test_the_default_expect_handler_refuses_other_expectations():
+    async with _serve(_expect_app()) as port, _connection(port) as (reader, writer):
+        writer.write(
+            b"PUT / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+            b"Expect: something-else\r\nContent-Length: 3\r\n\r\n"
+        )
+        answer = await _read_response(reader)
+    assert answer.startswith(b"HTTP/1.1 417 ")
+
+
+async def test_bytes_in_and_out_of_a_request():
+    async def handler(request: web.Request) -> web.Response:
+        await request.content.readexactly(10)  # a refusal reads only part of a body
+        response = web.Response(status=413, body=b"too large")
+        response.force_close()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with _serve(app) as port, _connection(port) as (reader, writer):
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+            b"Content-Length: 100\r\n\r\n" + b"x" * 40
+        )
+        answer = await _read_response(reader)
+        [record] = await _records(app)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert 10 <= record["bytes_in"] <= 40
+    assert record["bytes_out"] == len(answer)
+
+
+async def test_stream_response_headers_reach_the_transport_on_prepare():
+    """Not wrapped (service/http/variables.py does it): bytes written to the client's
+    socket right after prepare() follow the status line and headers, as a download
+    relayed in the kernel needs."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "13"})
+        await response.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        deadline = time.monotonic() + 5
+        while transport.get_write_buffer_size() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert transport.get_write_buffer_size() == 0
+        fd = transport.get_extra_info("socket").fileno()
+        assert os.write(fd, b"past aiohttp!") == 13
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    async with (
+        _serve(app) as port,
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/") as response,
+    ):
+        assert response.status == 200
+        assert await response.read() == b"past aiohttp!"
+
+
+# --- request bodies: register_sliced_body ------------------------------------------------
+
+
+class _Body:
+    """A SlicedBody with the file-like surface botocore needs (length, read, seek)."""
+
+    def __init__(self, data: bytes, stall_seconds: float | None) -> None:
+        self.view = memoryview(data)
+        self.stall_seconds = stall_seconds
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.view) if size < 0 else min(len(self.view), self._position + size)
+        chunk = self.view[self._position : end]
+        self._position = end
+        return bytes(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self.view)}
+        self._position = max(0, min(len(self.view), base[whence] + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
+private_api.register_sliced_body(_Body, slice_bytes=MIB)
+
+
+async def test_a_sliced_body_goes_out_whole():
+    received: list[bytes] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response()
+
+    app = web.Application(client_max_size=16 * MIB)
+    app.router.add_put("/", handler)
+    data = os.urandom(3 * MIB + 5)
+    async with _serve(app) as port, aiohttp.ClientSession() as session:
+        async with session.put(f"http://127.0.0.1:{port}/", data=_Body(data, 5)) as response:
+            assert response.status == 200
+        assert aiohttp.payload.get_payload(_Body(data, 5)).size == len(data)
+    assert received == [data]
+
+
+async def test_a_sliced_body_times_out_when_the_peer_stops_reading():
+    hold = asyncio.Event()
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hold.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        async with aiohttp.ClientSession() as session:
+            # Without the stall timeout the write would wait for good: 10 s fail below.
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(10):
+                    await session.put(f"http://127.0.0.1:{port}/", data=_Body(bytes(64 * MIB), 0.3))
+    finally:
+        hold.set()
+        server.close()
+        await server.wait_closed()
+    assert time.monotonic() - started < 5
+
+
+async def test_aiobotocore_hands_the_sliced_body_to_aiohttp(s3_endpoints: Endpoints):
+    key = f"{s3_endpoints.s3_prefix}{new_id('sliced')}"
+    data = os.urandom(2 * MIB + 3)
+    body = _Body(data, 5)
+    sent: list[Any] = []
+    async with raw_s3_client(s3_endpoints) as client:
+        client.meta.events.register(
+            "before-send.s3.PutObject", lambda request, **_: sent.append(request.body)
+        )
+        await client.put_object(Bucket=s3_endpoints.s3_bucket, Key=key, Body=body)
+        stored = await client.get_object(Bucket=s3_endpoints.s3_bucket, Key=key)
+        async with stored["Body"] as content:
+            assert await content.read() == data
+    assert sent == [body]
+    assert not isinstance(body, io.IOBase)  # aiobotocore wraps those in its own payload
+
+
+# --- S3: without_expect_100_continue, response_socket_parts -------------------------------
+
+
+class _Stop(Exception):
+    """Ends a call once its request is built: what it would send is all the test needs."""
+
+
+async def _put_headers(client: Any, bucket: str) -> dict[str, str]:
+    """The headers a PutObject with a file-like body would be sent with."""
+    seen: dict[str, str | bytes] = {}
+
+    def stop(request: Any, **_: Any) -> None:
+        seen.update(request.headers)
+        raise _Stop
+
+    client.meta.events.register("before-send.s3.PutObject", stop)
+    try:
+        with pytest.raises(_Stop):
+            await client.put_object(Bucket=bucket, Key="unused", Body=io.BytesIO(b"x"))
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", stop)
+    return {
+        name.lower(): value.decode() if isinstance(value, bytes) else value
+        for name, value in seen.items()
+    }
+
+
+async def test_without_expect_100_continue(s3_endpoints: Endpoints):
+    async with raw_s3_client(s3_endpoints) as client:
+        # botocore's default, which the function undoes; if it is gone, so may the function be.
+        assert (await _put_headers(client, s3_endpoints.s3_bucket)).get("expect") == "100-continue"
+        private_api.without_expect_100_continue(client)
+        assert "expect" not in await _put_headers(client, s3_endpoints.s3_bucket)
+
+
+async def _recv_exactly(fd: int, count: int) -> bytes:
+    """count bytes from the socket fd, read through our own descriptor for it."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.setblocking(False)  # noqa: FBT003 - the file is shared, and asyncio's is non-blocking
+        buffer = bytearray()
+        while len(buffer) < count:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, count - len(buffer)), 5)
+            assert chunk, f"the connection ended after {len(buffer)} of {count} bytes"
+            buffer += chunk
+        return bytes(buffer)
+
+
+async def test_the_socket_of_a_get_object_body(s3_endpoints: Endpoints):
+    key = f"{s3_endpoints.s3_prefix}{new_id('socket')}"
+    data = os.urandom(8 * MIB + 1)
+    async with raw_s3_client(s3_endpoints) as client:
+        await client.put_object(Bucket=s3_endpoints.s3_bucket, Key=key, Body=data)
+        response = await client.get_object(Bucket=s3_endpoints.s3_bucket, Key=key)
+        body = response["Body"]
+        try:
+            parts = private_api.response_socket_parts(body)
+            assert parts is not None
+            assert parts.headers["Content-Length"] == str(len(data))
+            assert "Transfer-Encoding" not in parts.headers
+            sock = parts.transport.get_extra_info("socket")
+            assert sock is not None
+            assert sock.family == socket.AF_INET
+            assert parts.transport.get_extra_info("sslcontext") is None
+            received = parts.take()
+            assert received is not None
+            assert len(received) < len(data)  # the rest is still on its way
+            rest = await _recv_exactly(sock.fileno(), len(data) - len(received))
+            assert received + rest == data
+        finally:
+            body.close()
+        # Taken, the connection is closed with the body, never handed back to the pool.
+        assert parts.transport.is_closing()
+
+
+async def test_a_fully_arrived_get_object_body_has_no_socket(s3_endpoints: Endpoints):
+    key = f"{s3_endpoints.s3_prefix}{new_id('small')}"
+    async with raw_s3_client(s3_endpoints) as client:
+        await client.put_object(Bucket=s3_endpoints.s3_bucket, Key=key, Body=b"small")
+        response = await client.get_object(Bucket=s3_endpoints.s3_bucket, Key=key)
+        async with response["Body"] as body:
+            deadline = time.monotonic() + 5
+            while private_api.response_socket_parts(body) is not None:
+                assert time.monotonic() < deadline, "the connection never went back to the pool"
+                await asyncio.sleep(0.01)
+            assert await body.read() == b"small"
