@@ -18,11 +18,12 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import bcrypt
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
 from service.config import ConfigError, Settings
 from service.errors import Unauthenticated
@@ -30,8 +31,6 @@ from service.http.errors import camunda_error_response
 from service.http.logs import PRINCIPAL_KEY
 from service.http.metrics import METRICS
 from service.private_api import default_expect_handler
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 NOT_AUTHORIZED = "NotAuthorizedException"
 # Routes open to everyone, by name (routes.py): probes carry no credentials.

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from service.config import LogFormat
+from service.http import paths
 from service.private_api import request_body_bytes, response_bytes_sent
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
@@ -71,9 +72,7 @@ class AccessLogger(AbstractAccessLogger):
     the response as sent, headers and relayed bytes included."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        route = None
-        if isinstance(request, web.Request) and request.match_info.route.resource is not None:
-            route = request.match_info.route.resource.canonical
+        route = paths.route_of(request)
         _access_log.info(
             "request",
             request_id=request.get(REQUEST_ID_KEY),

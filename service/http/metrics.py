@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 
 from service import errors
+from service.http import paths
 from service.storage.collector import CollectResult
 
 # No *_created series beside each counter: they double the output and say little about
@@ -212,19 +213,9 @@ class Metrics:
         finally:
             self.requests_in_flight.dec()
             method = request.method if request.method in _METHODS else "other"
-            route = route_label(request)
+            route = paths.route_of(request) or UNMATCHED
             self.requests.labels(method, route, status).inc()
             self.request_seconds.labels(method, route).observe(time.monotonic() - started)
-
-
-def route_label(request: web.BaseRequest) -> str:
-    """The canonical path of the route the request matched, e.g.
-    /case-instance/{id}/variables/{name}/data; UNMATCHED for 404 and 405."""
-    if isinstance(request, web.Request):
-        resource = request.match_info.route.resource
-        if resource is not None:
-            return resource.canonical
-    return UNMATCHED
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -1,4 +1,4 @@
-"""Reading a multipart/form-data body the way Camunda does (spec 5.5), without ever
+"""Reading a multipart/form-data body the way Camunda does, without ever
 holding the `data` part whole: parts are kept by name, the last of a name wins, only
 `data`, `type` and `valueType` matter, and the `data` part is handed to a sink as a
 stream of chunks while the form is still being read."""

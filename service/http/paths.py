@@ -13,6 +13,19 @@ MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
 
 
+def route_of(request: web.BaseRequest) -> str | None:
+    """The canonical path of the route the request matched, such as
+    /case-instance/{id}/variables/{name}/data; None when it matched none (404, 405, or a
+    request aiohttp's parser refused before routing, which has no match at all)."""
+    if not isinstance(request, web.Request):
+        return None
+    try:
+        resource = request.match_info.route.resource
+    except (AssertionError, AttributeError):  # aiohttp asserts a match exists
+        return None
+    return None if resource is None else resource.canonical
+
+
 def _checked(value: str, what: str, limit: int) -> str:
     if len(value) > limit:
         raise InvalidInput(f"The {what} is longer than {limit} characters")
