@@ -1,4 +1,5 @@
-"""Case-instance handlers: create (PUT, a casevars extension), read, delete."""
+"""Case-instance handlers: create (PUT, a casevars extension), read, delete, create from
+a definition key, and the queries (GET and POST /case-instance and /count)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""All SQL: case instances, variables and the blob life cycle (pending -> live -> garbage).
+"""The SQL of case instances, variables and blob states (pending -> live -> garbage).
 
 Every write that changes which blob a variable points at happens in one transaction
 that also marks the replaced blob garbage, so Postgres always knows every object the
