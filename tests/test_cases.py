@@ -1,5 +1,7 @@
 import pytest
+import yarl
 
+from service.http.variables import MAX_MODIFICATIONS
 from tests.conftest import new_id
 from tests.forms import blob_states, create_case, upload_bytes, variable_row
 
@@ -115,3 +117,62 @@ async def test_slash_in_id_is_a_clear_404(client):
     response = await client.get("/case-instance/a%2Fb")
     assert response.status == 404
     assert "type" in await response.json()
+
+
+def raw_url(client, path):
+    """An absolute URL sent exactly as written (no '..' resolved, no %-escape decoded)."""
+    return yarl.URL(str(client.make_url("/")).rstrip("/") + path, encoded=True)
+
+
+@pytest.mark.parametrize(("segment", "value"), [("..", ".."), ("%2E", "."), ("a%2Fb", "a/b")])
+@pytest.mark.parametrize(
+    ("method", "path", "what"),
+    [
+        ("PUT", "/case-instance/{}", "case instance id"),
+        ("GET", "/case-instance/{}", "case instance id"),
+        ("DELETE", "/case-instance/{}", "case instance id"),
+        ("GET", "/case-instance/{}/variables", "case instance id"),
+        ("POST", "/case-instance/{}/variables", "case instance id"),
+        ("PUT", "/case-instance/{}/variables/v", "case instance id"),
+        ("POST", "/case-definition/key/{}/create", "case definition key"),
+    ],
+)
+async def test_raw_ids_that_are_no_path_segment_are_404(
+    client, db, segment, value, method, path, what
+):
+    # README: '/' cannot appear in a path segment and '..' is resolved before routing.
+    async with client.session.request(
+        method, raw_url(client, path.format(segment)), json={}
+    ) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "type": "NotFoundException",
+            "message": (
+                f"'{value}' cannot be a {what} in a URL path: '/' separates path "
+                "segments, and '.' and '..' are resolved before routing"
+            ),
+            "code": None,
+        }
+    assert await db.fetchval("SELECT count(*) FROM case_instance WHERE id = $1", value) == 0
+
+
+async def test_creation_from_a_definition_is_bounded_like_modifications(client, db):
+    key = new_id("key")
+    over = {f"v{i}": {"value": i} for i in range(MAX_MODIFICATIONS + 1)}
+    response = await client.post(f"/case-definition/key/{key}/create", json={"variables": over})
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": (
+            f"Cannot instantiate case definition {key}: At most {MAX_MODIFICATIONS} "
+            f"variables can be written in one request, not {MAX_MODIFICATIONS + 1}"
+        ),
+        "code": None,
+    }
+    bad_name = {"variables": {"a/b": {"value": 1}}}
+    response = await client.post(f"/case-definition/key/{key}/create", json=bad_name)
+    assert response.status == 400
+    assert (
+        await db.fetchval("SELECT count(*) FROM case_instance WHERE case_definition_key = $1", key)
+        == 0
+    )

@@ -7,9 +7,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 
+import asyncpg
 import pytest
 
 from service.app import create_app
+from service.http.cases import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
+from service.storage.case_query import CaseQuery, VariableCondition
+from service.storage.db import create_pool, is_outage
+from service.storage.repository import Repository
 from tests.conftest import new_id, settings_for_tests
 
 INSTANCES = 300
@@ -317,3 +322,104 @@ async def test_create_without_body(client):
     response = await client.post("/case-definition/key/k/create")
     assert response.status == 200
     assert (await response.json())["businessKey"] is None
+
+
+# --- bounds: paging digits, conditions, tenant ids, sorting; Postgres's argument limit --
+
+
+def refused(message):
+    return {"type": "InvalidRequestException", "message": message, "code": None}
+
+
+@pytest.mark.parametrize("name", ["firstResult", "maxResults"])
+@pytest.mark.parametrize("raw", ["1" * 5000, "9" * 11, "2147483648", "0" * 5000 + "2147483648"])
+async def test_paging_beyond_an_integer_is_400_at_any_length(client, name, raw):
+    response = await client.get("/case-instance", params={name: raw})
+    assert response.status == 400
+    assert await response.json() == refused(f"Cannot set query parameter '{name}' to value '{raw}'")
+
+
+@pytest.mark.parametrize("raw", ["0" * 5000, "0" * 5000 + "2147483647", "007"])
+async def test_paging_with_leading_zeros_is_its_number(client, raw):
+    for name in ("firstResult", "maxResults"):
+        response = await client.get("/case-instance", params={name: raw})
+        assert response.status == 200, await response.text()
+
+
+def conditions(count):
+    return [{"name": f"v{i}", "operator": "eq", "value": i} for i in range(count)]
+
+
+async def test_variable_conditions_are_bounded(client):
+    over = MAX_QUERY_CONDITIONS + 1
+    message = f"At most {MAX_QUERY_CONDITIONS} variable conditions are allowed in one query, not"
+    for path in ("/case-instance", "/case-instance/count"):
+        response = await client.post(path, json={"variables": conditions(over)})
+        assert response.status == 400
+        assert await response.json() == refused(f"{message} {over}")
+        text = ",".join(f"v{i}_eq_{i}" for i in range(over))
+        response = await client.get(path, params={"variables": text})
+        assert response.status == 400
+        assert await response.json() == refused(f"{message} {over}")
+        # The brief's 16,400 conditions: 400, not Postgres's argument limit.
+        response = await client.post(path, json={"variables": conditions(16400)})
+        assert await response.json() == refused(f"{message} 16400")
+    at_bound = await client.post(
+        "/case-instance", json={"variables": conditions(MAX_QUERY_CONDITIONS)}
+    )
+    assert at_bound.status == 200
+    assert await at_bound.json() == []
+
+
+async def test_tenant_ids_and_sorting_are_bounded(client):
+    over = MAX_TENANT_IDS + 1
+    message = refused(
+        f"At most {MAX_TENANT_IDS} tenant ids (tenantIdIn) are allowed in one query, not {over}"
+    )
+    response = await client.post(
+        "/case-instance", json={"tenantIdIn": [f"t{i}" for i in range(over)]}
+    )
+    assert response.status == 400
+    assert await response.json() == message
+    response = await client.get("/case-instance/count", params={"tenantIdIn": ",".join("t" * over)})
+    assert response.status == 400
+    assert await response.json() == message
+    at_bound = await client.post(
+        "/case-instance/count", json={"tenantIdIn": ["t"] * MAX_TENANT_IDS}
+    )
+    assert at_bound.status == 200
+    sorting = [{"sortBy": "tenantId", "sortOrder": "asc"}] * (MAX_SORTING_ENTRIES + 1)
+    response = await client.post("/case-instance", json={"sorting": sorting})
+    assert response.status == 400
+    assert await response.json() == refused(
+        f"At most {MAX_SORTING_ENTRIES} sorting entries are allowed in one query, "
+        f"not {MAX_SORTING_ENTRIES + 1}"
+    )
+    response = await client.post("/case-instance", json={"sorting": sorting[:-1]})
+    assert response.status == 200
+
+
+async def test_a_statement_postgres_cannot_take_is_no_outage(endpoints):
+    # Past the HTTP bounds, asyncpg's own limit (32,767 arguments) is a bug, not
+    # Postgres being away: raised as it is (a 500), never a 503.
+    pool = await create_pool(endpoints.dsn, max_size=1, timeout=5, gc_grace_seconds=0)
+    try:
+        repository = Repository(pool)
+        query = CaseQuery(
+            variables=tuple(VariableCondition(f"v{i}", "eq", "x") for i in range(16400))
+        )
+        with pytest.raises(asyncpg.InterfaceError) as caught:
+            await repository.count_case_instances(query)
+        assert "32767" in str(caught.value)
+        assert not is_outage(caught.value)
+    finally:
+        await pool.close()
+    # A connection or pool that is closed is one.
+    connection = await asyncpg.connect(endpoints.dsn)
+    await connection.close()
+    with pytest.raises(asyncpg.InterfaceError) as closed:
+        await connection.fetchval("SELECT 1")
+    assert is_outage(closed.value)
+    with pytest.raises(asyncpg.InterfaceError) as closed_pool:
+        await pool.fetchval("SELECT 1")
+    assert is_outage(closed_pool.value)

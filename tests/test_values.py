@@ -5,10 +5,15 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
+from service.camunda import jsontext
+from service.camunda.jsontext import MAX_DEPTH, nests_deeper_than
 from service.camunda.values import (
+    MAX_FILE_INFO_LENGTH,
+    TOO_DEEP,
     ParsedValue,
     ShapeProblem,
     ValueProblem,
+    file_info_problem,
     format_date,
     parse_date,
     parse_value,
@@ -1025,3 +1030,188 @@ def test_parsed_values_render_back(obj):
     parsed = parse_value("v", obj)
     rendered = render_value(parsed.type, parsed.value, parsed.value_info, deserialize=True)
     assert rendered == {"type": parsed.type, "value": parsed.value, "valueInfo": {}}
+
+
+# --- hostile values: depth, File metadata that becomes headers, NUL -----------------
+
+
+def _nested(depth, inner=1):
+    value = inner
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "deeper"),
+    [
+        ("1", 0, False),
+        ("[]", 0, True),
+        ("[]", 1, False),
+        ("[[]]", 1, True),
+        ('{"a": [{"b": []}]}', 3, True),
+        ('{"a": [{"b": []}]}', 4, False),
+        ('["[[[[", "{{{{"]', 1, False),  # brackets inside strings do not count
+        (r'["\"[[[", [[]]]', 2, True),  # nor after an escaped quote
+        (r'["\"[[[", [[]]]', 3, False),
+        (r'["\\", [[]]]', 3, False),  # an escaped backslash ends before the quote
+        ("[" * 1000 + "]" * 1000, 999, True),
+        ("[" * 1000 + "]" * 1000, 1000, False),
+        ("[[]," * 300 + "]" * 300, 301, False),  # wide, not deep
+    ],
+)
+def test_nests_deeper_than_counts_brackets_outside_strings(text, limit, deeper):
+    assert nests_deeper_than(text, limit) is deeper
+    assert nests_deeper_than(text.encode(), limit) is deeper
+
+
+def test_untyped_values_deeper_than_the_bound_are_refused():
+    parsed = parse_value("v", {"value": _nested(MAX_DEPTH)})
+    assert parsed.type == "Object"
+    problem = _problem({"value": _nested(MAX_DEPTH + 1)})
+    assert (problem.kind, problem.message) == ("conversion", TOO_DEEP)
+    assert TOO_DEEP == "The value nests arrays and objects deeper than 200 levels"
+
+
+def test_object_json_text_deeper_than_the_bound_is_refused():
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    info = {"objectTypeName": "a.B", "serializationDataFormat": "application/json"}
+    problem = _problem({"type": "Object", "value": deep, "valueInfo": info})
+    assert (problem.kind, problem.message) == ("conversion", TOO_DEEP)
+    within = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert parse_value("v", {"type": "Object", "value": within, "valueInfo": info}).value == within
+    # Text in another format is opaque, and so are Json values, which are never parsed.
+    xml_info = {"objectTypeName": "a.B", "serializationDataFormat": "application/xml"}
+    assert parse_value("v", {"type": "Object", "value": deep, "valueInfo": xml_info}).value == deep
+    assert parse_value("v", {"type": "Json", "value": deep}).value == deep
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 5000])
+def test_deep_object_json_stored_earlier_is_shown_as_its_text(depth):
+    # Stored before the bound: shown as text, which a response can always carry.
+    deep = "[" * depth + "]" * depth
+    rendered = render_value("Object", deep, JSON_INFO, deserialize=True)
+    assert rendered["value"] == deep
+    jsontext.dumps({"v": rendered})
+
+
+def test_object_json_at_the_bound_renders_parsed():
+    text = "[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH
+    rendered = render_value("Object", text, JSON_INFO, deserialize=True)
+    assert rendered["value"] == _nested(MAX_DEPTH - 1, [1])
+    # A listing wraps it in two levels more; orjson still writes it.
+    orjson.dumps({"name": rendered})
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("filename", ""),
+        ("filename", "my report (final).pdf"),
+        ("filename", 'ünïcødé \u2028 "quoted" ; , \\.txt'),
+        ("filename", "x" * MAX_FILE_INFO_LENGTH),
+        ("mimeType", "text/plain"),
+        ("mimeType", "Application/vnd.example+json"),
+        ("mimeType", "a/" + "b" * (MAX_FILE_INFO_LENGTH - 2)),
+        ("encoding", "UTF-8"),
+        ("encoding", "iso-8859-1"),
+        ("encoding", "x-mac_roman!#$%&'*+.^`|~"),
+    ],
+)
+def test_file_info_that_headers_can_carry(key, text):
+    assert file_info_problem(key, text) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "message"),
+    [
+        (
+            "filename",
+            "a\x01b",
+            "Invalid file name given: 'a\x01b' is not free of control characters",
+        ),
+        ("filename", "a\r\nSet-Cookie: x", None),
+        ("filename", "tab\t", None),
+        ("filename", "del\x7f", None),
+        ("filename", "c1\x85", None),
+        ("filename", "x" * 256, "The file name is longer than 255 characters"),
+        (
+            "mimeType",
+            "text/plain\x01",
+            (
+                "Invalid mime type given: 'text/plain\x01' is not type/subtype of RFC 9110 "
+                "tokens, without parameters"
+            ),
+        ),
+        ("mimeType", "text/plain; charset=UTF-8", None),
+        ("mimeType", "text", None),
+        ("mimeType", "", None),
+        ("mimeType", "text/pläin", None),
+        ("mimeType", " text/plain", None),
+        ("mimeType", "text/plain/x", None),
+        (
+            "mimeType",
+            "a/" + "b" * MAX_FILE_INFO_LENGTH,
+            "The mime type is longer than 255 characters",
+        ),
+        (
+            "encoding",
+            "utf-8\x01",
+            "Invalid encoding given: 'utf-8\x01' is not a charset name (an RFC 9110 token)",
+        ),
+        ("encoding", "utf 8", None),
+        ("encoding", "", None),
+        ("encoding", '"utf-8"', None),
+        ("encoding", "utf-8; q=1", None),
+        ("encoding", "x" * 256, "The encoding is longer than 255 characters"),
+    ],
+)
+def test_file_info_that_headers_cannot_carry(key, text, message):
+    problem = file_info_problem(key, text)
+    assert problem is not None
+    if message is not None:
+        assert problem == message
+
+
+def test_file_value_with_bad_metadata_is_an_illegal_argument():
+    for info in (
+        {"filename": "a\x01"},
+        {"filename": "a", "mimeType": "text/plain\r\nX: y"},
+        {"filename": "a", "encoding": "utf\x008"},
+        {"filename": "a", "mimeType": 5},  # its text, '5', is no type/subtype
+    ):
+        problem = _problem({"type": "File", "value": "QUJD", "valueInfo": info})
+        assert problem.kind == "illegal_argument"
+        assert problem.message.startswith(("Invalid ", "The "))
+    # Camunda's own refusals come first.
+    problem = _problem(
+        {"type": "File", "value": "", "valueInfo": {"filename": "a\x01", "mimeType": None}}
+    )
+    assert problem.message == NULL_MIME_TYPE
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"value": "\\u0000"},  # the six characters, not NUL
+        {"value": {"a": "\u0000"}},  # stored as JSON text, where NUL is the escape \u0000
+        {"type": "Object", "value": '"\\u0000"', "valueInfo": JSON_INFO},
+    ],
+)
+def test_escaped_nul_in_text_is_no_nul(obj):
+    parsed = parse_value("v", obj)
+    assert "\x00" not in parsed.value
+    assert "\\u0000" in parsed.value
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"value": "a\u0000"},
+        {"type": "Json", "value": "\u0000"},
+        {"type": "Object", "value": "1", "valueInfo": {**JSON_INFO, "objectTypeName": "a\u0000"}},
+    ],
+)
+def test_nul_in_stored_text_is_refused(obj):
+    problem = _problem(obj)
+    assert problem.message == "Values cannot contain the NUL character (\\u0000)"

@@ -6,9 +6,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 
+import orjson
 import pytest
+import yarl
 
+from service.camunda.jsontext import MAX_DEPTH
+from service.camunda.values import TOO_DEEP
+from service.http.body import MAX_BODY_DEPTH
+from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 from tests.conftest import new_id
 from tests.forms import blob_states, create_case, data_url, upload_bytes, variable_row
 
@@ -666,3 +673,236 @@ async def test_nul_in_a_string_value_is_400(client, db, case_id):
 async def test_nul_in_a_modification_name_is_400(client, case_id):
     response = await client.post(url(case_id), json={"modifications": {"a\u0000": {"value": 1}}})
     assert response.status == 400
+
+
+# --- hostile input: raw paths, depth, File metadata, bounds -----------------------------
+
+
+def raw_url(client, path):
+    """An absolute URL sent exactly as written: no client resolves its '..' or decodes
+    its %-escapes."""
+    return yarl.URL(str(client.make_url("/")).rstrip("/") + path, encoded=True)
+
+
+def not_a_segment(value, what):
+    return (
+        f"'{value}' cannot be a {what} in a URL path: '/' separates path segments, "
+        "and '.' and '..' are resolved before routing"
+    )
+
+
+@pytest.mark.parametrize(
+    ("segment", "name"), [("..", ".."), ("%2E%2E", ".."), (".", "."), ("a%2Fb", "a/b")]
+)
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [("GET", ""), ("PUT", ""), ("DELETE", ""), ("GET", "/data"), ("POST", "/data")],
+)
+async def test_raw_names_that_are_no_path_segment_are_404(
+    client, db, case_id, segment, name, method, route
+):
+    async with client.session.request(
+        method, raw_url(client, f"{url(case_id, segment)}{route}"), json={"value": 1}
+    ) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "type": "NotFoundException",
+            "message": not_a_segment(name, "variable name"),
+            "code": None,
+        }
+    assert (
+        await db.fetchval("SELECT count(*) FROM variable WHERE case_instance_id = $1", case_id) == 0
+    )
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".", ""])
+async def test_names_written_by_a_body_must_be_path_segments(client, case_id, name):
+    response = await client.post(url(case_id), json={"modifications": {name: {"value": 1}}})
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": (
+            f"'{name}' cannot be a variable name: it must be one URL path segment "
+            "(not empty, '.' or '..', and without '/')"
+        ),
+        "code": None,
+    }
+    assert await get(client, case_id, None) == {}
+    # Deleting such a name (stored by an earlier version) is fine.
+    assert (await client.post(url(case_id), json={"deletions": [name]})).status == 204
+
+
+async def test_a_json_body_may_start_with_a_utf8_byte_order_mark(client, case_id):
+    response = await client.put(
+        url(case_id, "v"),
+        data=b'\xef\xbb\xbf{"value": "bom"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 204
+    assert (await get(client, case_id, "v"))["value"] == "bom"
+
+
+def nested_text(depth):
+    return "[" * depth + "]" * depth
+
+
+async def test_values_nested_deeper_than_the_bound_are_a_clear_400(client, case_id):
+    info = {"objectTypeName": "a.B", "serializationDataFormat": "application/json"}
+    deep = {"type": "Object", "value": nested_text(MAX_DEPTH + 1), "valueInfo": info}
+    for body in (deep, {"value": json.loads(nested_text(MAX_DEPTH + 1))}):
+        response = await put(client, case_id, "v", body)
+        assert response.status == 400
+        assert await response.json() == {
+            "type": "InvalidRequestException",
+            "message": f"Cannot put case execution variable v: {TOO_DEEP}",
+            "code": None,
+        }
+    within = {"type": "Object", "value": nested_text(MAX_DEPTH), "valueInfo": info}
+    assert (await put(client, case_id, "v", within)).status == 204
+    listed = await get(client, case_id, None)
+    assert listed["v"]["value"] == json.loads(nested_text(MAX_DEPTH))
+
+
+async def test_json_bodies_nested_deeper_than_the_bound_are_a_clear_400(client, case_id):
+    depth = MAX_BODY_DEPTH + 1
+    for route, text in (
+        (url(case_id, "v"), '{"value": "x", "junk": ' + nested_text(depth - 1) + "}"),
+        (url(case_id), '{"modifications": {"v": {"value": ' + nested_text(depth - 3) + "}}}"),
+        ("/case-instance", nested_text(5000)),
+    ):
+        method = client.put if route.endswith("/v") else client.post
+        response = await method(route, data=text, headers={"Content-Type": "application/json"})
+        assert response.status == 400
+        assert await response.json() == {
+            "type": "InvalidRequestException",
+            "message": (
+                f"The JSON body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
+            ),
+            "code": None,
+        }
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 20000])
+async def test_deep_json_stored_earlier_reads_back_as_its_text(client, db, case_id, depth):
+    # Written before casevars bounded depth: every read still answers, with the text.
+    text = nested_text(depth)
+    info = {"objectTypeName": "java.util.ArrayList", "serializationDataFormat": "application/json"}
+    await db.execute(
+        "INSERT INTO variable (case_instance_id, name, type, value, value_info) "
+        "VALUES ($1, 'deep', 'Object', $2, $3)",
+        case_id,
+        text,
+        info,
+    )
+    for flag in ("true", "false"):
+        listed = await get(client, case_id, None, deserializeValues=flag)
+        assert listed["deep"] == {"type": "Object", "value": text, "valueInfo": info}
+        one = await get(client, case_id, "deep", deserializeValue=flag)
+        assert one == {"type": "Object", "value": text, "valueInfo": info}
+
+
+@pytest.mark.parametrize(
+    ("info", "message"),
+    [
+        (
+            {"filename": "a.txt", "mimeType": "text/plain\u0001"},
+            (
+                "Invalid mime type given: 'text/plain\u0001' is not type/subtype of RFC "
+                "9110 tokens, without parameters"
+            ),
+        ),
+        (
+            {"filename": "a.txt", "mimeType": "text/plain", "encoding": "utf-8\r\nX-Evil: 1"},
+            (
+                "Invalid encoding given: 'utf-8\r\nX-Evil: 1' is not a charset name "
+                "(an RFC 9110 token)"
+            ),
+        ),
+        (
+            {"filename": "a\nb.txt"},
+            "Invalid file name given: 'a\nb.txt' is not free of control characters",
+        ),
+        ({"filename": "x" * 256}, "The file name is longer than 255 characters"),
+    ],
+)
+async def test_file_metadata_no_header_can_carry_is_refused(client, db, case_id, info, message):
+    body = {"type": "File", "value": base64.b64encode(b"abc").decode(), "valueInfo": info}
+    for response in (
+        await put(client, case_id, "f", body),
+        await client.post(url(case_id), json={"modifications": {"f": body}}),
+    ):
+        assert response.status == 400
+        assert await response.json() == {
+            "type": "IllegalArgumentException",
+            "message": message,
+            "code": None,
+        }
+    assert await variable_row(db, case_id, "f") is None
+
+
+async def test_file_metadata_headers_can_carry_downloads(client, case_id):
+    info = {"filename": 'ünï "q" ;.txt', "mimeType": "Text/Plain", "encoding": "ISO-8859-1"}
+    body = {"type": "File", "value": base64.b64encode(b"abc").decode(), "valueInfo": info}
+    assert (await put(client, case_id, "f", body)).status == 204
+    for method in ("GET", "HEAD"):
+        async with client.session.request(
+            method, client.make_url(url(case_id, "f") + "/data")
+        ) as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"] == "Text/Plain; charset=ISO-8859-1"
+            assert await r.read() == (b"abc" if method == "GET" else b"")
+
+
+async def test_modifications_and_deletions_are_bounded(client, case_id):
+    over = MAX_MODIFICATIONS + 1
+    response = await client.post(
+        url(case_id), json={"modifications": {f"v{i}": {"value": i} for i in range(over)}}
+    )
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": (
+            "Cannot modify variables for case execution: At most 1000 variables can be "
+            f"written in one request, not {over}"
+        ),
+        "code": None,
+    }
+    response = await client.post(url(case_id), json={"deletions": [f"v{i}" for i in range(over)]})
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": (
+            "Cannot modify variables for case execution: At most 1000 variables can be "
+            f"deleted in one request, not {over}"
+        ),
+        "code": None,
+    }
+    assert await get(client, case_id, None) == {}
+    at_bound = {
+        "modifications": {f"v{i}": {"value": i} for i in range(MAX_MODIFICATIONS)},
+        "deletions": [f"d{i}" for i in range(MAX_DELETIONS)],
+    }
+    assert (await client.post(url(case_id), json=at_bound)).status == 204
+    assert len(await get(client, case_id, None)) == MAX_MODIFICATIONS
+
+
+async def test_a_huge_modification_body_is_refused_while_liveness_answers(client, case_id):
+    # The attack of the issue: 6,000 modifications and 60,000 deletions (725 KiB) kept
+    # the loop busy for 11 s with a quadratic overlap check. Now the count is refused
+    # at once, and the liveness probe sent alongside is answered.
+    body = orjson.dumps(
+        {
+            "modifications": {f"m{i}": {"value": i} for i in range(6000)},
+            "deletions": [f"d{i}" for i in range(60000)],
+        }
+    )
+    big = asyncio.ensure_future(
+        client.post(url(case_id), data=body, headers={"Content-Type": "application/json"})
+    )
+    live = await client.get("/health/live")
+    assert live.status == 200
+    response = await big
+    assert response.status == 400
+    assert (await response.json())["message"].endswith(
+        "At most 1000 variables can be written in one request, not 6000"
+    )

@@ -3,10 +3,15 @@
 orjson reads integers only between -2**63 and 2**64-1 exactly (beyond, it turns them
 into floats without a word) and refuses to write larger ones, while Camunda keeps
 such numbers as BigInteger objects. Any such integer has at least 19 digits.
+
+Values nest arrays and objects at most MAX_DEPTH levels deep: orjson writes at most
+254 levels, the standard library's parser and writer (its fallback) stop at Python's
+recursion limit, and a response wraps a value in up to two levels more.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -14,8 +19,17 @@ from typing import Any
 
 import orjson
 
+# Levels of arrays and objects in a stored value (Jackson, Camunda's parser, reads
+# 1,000; orjson writes 254).
+MAX_DEPTH = 200
+
 _LONG_DIGIT_RUN_TEXT = re.compile(r"[0-9]{19}")
 _LONG_DIGIT_RUN_BYTES = re.compile(rb"[0-9]{19}")
+# For nests_deeper_than: an escape inside a string (\" among them), and each bracket
+# as a signed byte, +1 for an opening one, -1 for a closing one.
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -50,3 +64,15 @@ def dumps(value: Any) -> bytes:
         return json.dumps(
             value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()
+
+
+def nests_deeper_than(text: str | bytes, limit: int) -> bool:
+    """Whether the arrays and objects of JSON text nest more than limit levels ([] is
+    one), counted on the text (brackets outside strings) at the speed of bytes methods,
+    so that no parser or recursion meets the depth first."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    outside_strings = b"".join(_ESCAPE.sub(b"", raw).split(b'"')[::2])
+    steps = outside_strings.translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(memoryview(steps).cast("b")), default=0) > limit

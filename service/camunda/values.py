@@ -49,6 +49,14 @@ NULL_ENCODING = (
     "The provided encoding is null. Set a non-null value info property with key 'encoding'"
 )
 NON_BOOLEAN_TRANSIENT = "The property 'transient' should have a value of type 'boolean'."
+TOO_DEEP = f"The value nests arrays and objects deeper than {jsontext.MAX_DEPTH} levels"
+
+# A File's filename, mimeType and encoding become download headers (Content-Type,
+# Content-Disposition), so casevars refuses what no header can carry where Camunda
+# stores it and fails its downloads: the media type must be RFC 9110 tokens
+# type/subtype (no parameters), the encoding a token (a charset name), the file name
+# free of control characters; each at most this many characters.
+MAX_FILE_INFO_LENGTH = 255
 
 # The value types by the REST names Camunda prints (GET responses, the OpenAPI enum).
 TYPE_NAMES = (
@@ -95,6 +103,17 @@ _STRICT_BASE64 = re.compile(
     r"(?:[\x00-\x20]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=))?[\x00-\x20]*"
 )
 _DROP_BLANKS = dict.fromkeys(range(0x21))
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# A File's valueInfo key -> (what it is called, its syntax, the rule in words).
+_FILE_INFO_RULES = {
+    "filename": ("file name", re.compile(r"[^\x00-\x1f\x7f-\x9f]*"), "free of control characters"),
+    "mimeType": (
+        "mime type",
+        re.compile(rf"{_TCHARS}/{_TCHARS}"),
+        "type/subtype of RFC 9110 tokens, without parameters",
+    ),
+    "encoding": ("encoding", re.compile(_TCHARS), "a charset name (an RFC 9110 token)"),
+}
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URL_SAFE_TO_STANDARD = str.maketrans("-_", "+/")
 # yyyy-MM-dd'T'HH:mm:ss.SSSZ, e.g. 2013-01-23T13:42:42.000+0200.
@@ -293,7 +312,10 @@ def _infer(value: Any) -> tuple[str, Any, dict[str, Any]]:
         return "Double", value, {}
     if isinstance(value, dict | list):
         java_type = "java.util.LinkedHashMap" if isinstance(value, dict) else "java.util.ArrayList"
-        return "Object", _dump_json(value), _object_info(java_type)
+        text = _dump_json(value)
+        if jsontext.nests_deeper_than(text, jsontext.MAX_DEPTH):
+            raise ValueProblem(TOO_DEEP, kind="conversion")
+        return "Object", text, _object_info(java_type)
     raise ShapeProblem(f"not a JSON value: {type(value).__name__}")
 
 
@@ -372,7 +394,22 @@ def _parse_file(value: Any, info: Mapping[str, Any] | None) -> ParsedValue:
             if info[key] is None:
                 raise ValueProblem(message, kind="illegal_argument")
             value_info[key] = _java_text(info[key])
+    for key, text in value_info.items():
+        problem = file_info_problem(key, text)
+        if problem is not None:
+            raise ValueProblem(problem, kind="illegal_argument")
     return ParsedValue("File", None, value_info, content, _transient(info))
+
+
+def file_info_problem(key: str, text: str) -> str | None:
+    """Why text cannot be a File's `filename`, `mimeType` or `encoding` (key), or None
+    when it can: the rules above MAX_FILE_INFO_LENGTH."""
+    what, syntax, rule = _FILE_INFO_RULES[key]
+    if len(text) > MAX_FILE_INFO_LENGTH:
+        return f"The {what} is longer than {MAX_FILE_INFO_LENGTH} characters"
+    if not syntax.fullmatch(text):
+        return f"Invalid {what} given: '{text}' is not {rule}"
+    return None
 
 
 def _parse_serializable(
@@ -389,6 +426,12 @@ def _parse_serializable(
     value_info = _object_value_info(info)
     transient = _transient(info)
     _check_object(name, value, value_info, transient=transient)
+    if (
+        value is not None
+        and value_info.get("serializationDataFormat") == JSON_FORMAT
+        and jsontext.nests_deeper_than(value, jsontext.MAX_DEPTH)
+    ):
+        raise ValueProblem(TOO_DEEP, kind="conversion")
     return ParsedValue("Object", value, value_info, None, transient)
 
 
@@ -613,6 +656,10 @@ def _deserialize_json(text: Any) -> Any:
     Camunda would have stored it too and casevars never fails a read over it."""
     if not isinstance(text, str):
         return text
+    if jsontext.nests_deeper_than(text, jsontext.MAX_DEPTH):
+        # Stored before casevars bounded depth: shown as text, not nested past what a
+        # response can carry.
+        return text
     try:
         parsed = jsontext.loads(text)
     except (ValueError, RecursionError):
@@ -631,11 +678,14 @@ def _check_storable(parsed: ParsedValue) -> None:
     # jsonb goes through orjson (db.py), which refuses lone surrogates; the standard
     # library's JSON parser, the HTTP layer's fallback, lets them in.
     try:
-        stored = orjson.dumps(parsed.value) + orjson.dumps(parsed.value_info)
+        orjson.dumps(parsed.value)
+        orjson.dumps(parsed.value_info)
     except orjson.JSONEncodeError:
         raise ShapeProblem("text that is not valid Unicode") from None
-    if b"\\u0000" in stored:
-        # Postgres text and jsonb cannot hold the NUL character.
+    # Postgres text and jsonb cannot hold the NUL character. The value is a scalar or
+    # text, valueInfo a map of texts.
+    texts = [parsed.value, *parsed.value_info, *parsed.value_info.values()]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
         raise ValueProblem("Values cannot contain the NUL character (\\u0000)", kind="conversion")
 
 

@@ -16,6 +16,11 @@ JSON_CONTENT_TYPE = "application/json"
 
 NOT_SUPPORTED = "NotSupportedException"
 
+# A body nests at most this deep: a value of jsontext.MAX_DEPTH levels sits three levels
+# down in a modification body ({"modifications": {name: {"value": ...}}}).
+MAX_BODY_DEPTH = jsontext.MAX_DEPTH + 3
+# Jackson, and so Camunda, skips a UTF-8 byte order mark before JSON.
+_UTF8_BOM = b"\xef\xbb\xbf"
 # A \ud800-\udfff escape: how JSON text spells a (possibly lone) surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -36,7 +41,8 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
     """The body parsed as JSON; None for an empty body when not required.
 
     415 when the body is not JSON, 413 beyond limit bytes, and for malformed JSON
-    Camunda's 400 InvalidRequestException with an empty message.
+    Camunda's 400 InvalidRequestException with an empty message; a clear 400 when it
+    nests deeper than MAX_BODY_DEPTH.
     """
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"The request body is larger than the limit of {limit} bytes")
@@ -57,11 +63,16 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
         raise UploadAborted("the client closed the connection") from error
     except TimeoutError as error:
         raise UploadAborted(f"the client sent nothing for {timeout:.0f}s") from error
+    raw = bytes(buffer).removeprefix(_UTF8_BOM)
+    if jsontext.nests_deeper_than(raw, MAX_BODY_DEPTH):
+        raise InvalidInput(
+            f"The JSON body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
+        )
     try:
-        parsed = jsontext.loads(bytes(buffer))
+        parsed = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("") from None
-    if _SURROGATE_ESCAPE.search(buffer) and not _encodable(parsed):
+    if _SURROGATE_ESCAPE.search(raw) and not _encodable(parsed):
         # orjson refuses lone surrogates; the standard library's parser (jsontext's
         # fallback for long integers) reads them, and Postgres cannot hold them.
         raise InvalidInput("")

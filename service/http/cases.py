@@ -99,7 +99,7 @@ async def delete_case_instance(request: web.Request) -> web.Response:
 async def create_from_definition(request: web.Request) -> web.Response:
     """POST /case-definition/key/{key}/create: a new instance with a generated id and
     its first variables, in one transaction; nothing is created on a bad variable."""
-    key = paths.checked_key(request.match_info["key"])
+    key = paths.definition_key(request)
     body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
     body = {} if body is None else body
     if not isinstance(body, dict):
@@ -120,6 +120,14 @@ async def create_from_definition(request: web.Request) -> web.Response:
 
 
 # --- queries: GET and POST /case-instance and /count --------------------------------
+
+# Bounds on one query (each condition is a subquery with two bound arguments; asyncpg
+# takes at most 32,767 arguments).
+MAX_QUERY_CONDITIONS = 100
+MAX_TENANT_IDS = 1000
+MAX_SORTING_ENTRIES = 10
+# The digits of the largest firstResult or maxResults, after leading zeros.
+_MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
 
 # Filters Camunda has that need process instances, deployments or case hierarchies.
 UNSUPPORTED_FILTERS = (
@@ -142,10 +150,16 @@ def _paging(request: web.Request) -> tuple[int, int | None]:
         raw = request.query.get(name)
         if raw is None:
             continue
-        # Camunda's Integer: ASCII digits (str.isdigit also takes '²'), at most 2^31 - 1.
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_INTEGER:
+        # Camunda's Integer: ASCII digits (str.isdigit also takes '²'), at most 2^31 - 1;
+        # counted before int(), which refuses more than 4,300 digits.
+        digits = raw.lstrip("0")
+        if (
+            not (raw.isascii() and raw.isdigit())
+            or len(digits) > _MAX_INTEGER_DIGITS
+            or int(digits or "0") > MAX_INTEGER
+        ):
             raise _bad_parameter(name, raw)
-        found[name] = int(raw)
+        found[name] = int(digits or "0")
     return found["firstResult"] or 0, found["maxResults"]
 
 
@@ -173,9 +187,15 @@ def _condition(name: Any, operator: Any, value: Any) -> VariableCondition:
     return VariableCondition(name, operator, resolved, is_date)
 
 
+def _bounded(items: list[Any], limit: int, what: str) -> list[Any]:
+    if len(items) > limit:
+        raise InvalidInput(f"At most {limit} {what} are allowed in one query, not {len(items)}")
+    return items
+
+
 def _conditions_from_text(text: str) -> tuple[VariableCondition, ...]:
     conditions = []
-    for expression in text.split(","):
+    for expression in _bounded(text.split(","), MAX_QUERY_CONDITIONS, "variable conditions"):
         triple = expression.split("_")
         if len(triple) != 3:
             raise InvalidInput("variable query parameter has to have format KEY_OPERATOR_VALUE.")
@@ -214,10 +234,12 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
             raise InvalidInput("")
         texts[name] = value
     tenants = filters.get("tenantIdIn")
-    if tenants is not None and not (
-        isinstance(tenants, list) and all(isinstance(t, str) for t in tenants)
-    ):
-        raise InvalidInput("")
+    if tenants is not None:
+        if not isinstance(tenants, list):
+            raise InvalidInput("")
+        _bounded(tenants, MAX_TENANT_IDS, "tenant ids (tenantIdIn)")
+        if not all(isinstance(t, str) for t in tenants):
+            raise InvalidInput("")
     compared = [
         *(text for text in texts.values() if text is not None),
         *(tenants or ()),
@@ -266,6 +288,8 @@ def _query_from_body(body: Any) -> CaseQuery:
     raw_sorting = body.get("sorting") or []
     if not isinstance(raw_conditions, list) or not isinstance(raw_sorting, list):
         raise InvalidInput("")
+    _bounded(raw_conditions, MAX_QUERY_CONDITIONS, "variable conditions")
+    _bounded(raw_sorting, MAX_SORTING_ENTRIES, "sorting entries")
     if not all(isinstance(item, dict) for item in [*raw_conditions, *raw_sorting]):
         raise InvalidInput("")
     conditions = tuple(

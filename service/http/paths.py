@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, NotFound
 
 # Camunda's columns hold 64-character ids and 255-character names; casevars allows
 # 255 for both and refuses longer ones with a 400 instead of truncating.
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
+# What no path segment can be once URLs are resolved: aiohttp routes %2F (decoded to
+# '/') and a raw '.' or '..' that clients would have resolved away.
+_NOT_SEGMENTS = frozenset({"", ".", ".."})
 
 
 def route_of(request: web.BaseRequest) -> str | None:
@@ -34,22 +37,53 @@ def _checked(value: str, what: str, limit: int) -> str:
     return value
 
 
+def is_segment(value: str) -> bool:
+    """Whether value can be one path segment: not '.', '..' or empty, and no '/'."""
+    return value not in _NOT_SEGMENTS and "/" not in value
+
+
+def _segment(request: web.Request, key: str, what: str, limit: int) -> str:
+    value = _checked(request.match_info[key], what, limit)
+    if not is_segment(value):
+        # README: '/' cannot appear in a path segment and '..' is resolved before
+        # routing, so such a URL names nothing, as an unknown route does.
+        raise NotFound(
+            f"'{value}' cannot be a {what} in a URL path: '/' separates path segments, "
+            "and '.' and '..' are resolved before routing",
+            type_name="NotFoundException",
+        )
+    return value
+
+
 def case_id(request: web.Request) -> str:
-    return _checked(request.match_info["id"], "case instance id", MAX_ID_LENGTH)
+    return _segment(request, "id", "case instance id", MAX_ID_LENGTH)
 
 
 def variable_name(request: web.Request) -> str:
-    return _checked(request.match_info["name"], "variable name", MAX_NAME_LENGTH)
+    return _segment(request, "name", "variable name", MAX_NAME_LENGTH)
+
+
+def definition_key(request: web.Request) -> str:
+    """The case definition key from the path."""
+    return _segment(request, "key", "case definition key", MAX_ID_LENGTH)
 
 
 def checked_name(name: str) -> str:
-    """A variable name from a body (modifications, deletions) checked like a path one."""
+    """A variable name from a body (deletions) checked like a path one; it may name a
+    variable only GET .../variables shows."""
     return _checked(name, "variable name", MAX_NAME_LENGTH)
 
 
-def checked_key(key: str) -> str:
-    """A case definition key from the path."""
-    return _checked(key, "case definition key", MAX_ID_LENGTH)
+def checked_new_name(name: str) -> str:
+    """The name of a variable a body writes (modifications, creation), which must be
+    one path segment, or the variable could be written but never read by its path."""
+    checked_name(name)
+    if not is_segment(name):
+        raise InvalidInput(
+            f"'{name}' cannot be a variable name: it must be one URL path segment "
+            "(not empty, '.' or '..', and without '/')"
+        )
+    return name
 
 
 def checked_field(value: str, what: str) -> str:

@@ -27,6 +27,10 @@ from service.storage.repository import NewValue, NoSuchCaseInstance, StoredVaria
 
 ILLEGAL_ARGUMENT = "IllegalArgumentException"
 NOT_FOUND_EXCEPTION = "NotFoundException"
+# Values one request writes (modifications, or the variables of a case created from a
+# definition key) and names it deletes: each costs a statement in one transaction.
+MAX_MODIFICATIONS = 1000
+MAX_DELETIONS = 1000
 
 
 def new_blobs(request: web.Request) -> NewBlobs:
@@ -126,10 +130,15 @@ def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
         return {}
     if not isinstance(raw, dict):
         raise InvalidInput("")
+    if len(raw) > MAX_MODIFICATIONS:
+        raise InvalidInput(
+            f"{prefixes[0]}At most {MAX_MODIFICATIONS} variables can be written in one "
+            f"request, not {len(raw)}"
+        )
     parsed: dict[str, ParsedValue] = {}
     problems: list[ValueProblem] = []
     for name, obj in raw.items():
-        paths.checked_name(name)
+        paths.checked_new_name(name)
         try:
             parsed[name] = parse_value(name, obj)
         except ShapeProblem:
@@ -211,10 +220,17 @@ async def delete_variable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _deletions(raw: Any) -> list[str]:
+def _deletions(raw: Any, prefix: str) -> list[str]:
     if raw is None:
         return []
-    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+    if not isinstance(raw, list):
+        raise InvalidInput("")
+    if len(raw) > MAX_DELETIONS:
+        raise InvalidInput(
+            f"{prefix}At most {MAX_DELETIONS} variables can be deleted in one request, "
+            f"not {len(raw)}"
+        )
+    if not all(isinstance(name, str) for name in raw):
         raise InvalidInput("")
     return [paths.checked_name(name) for name in raw]
 
@@ -228,8 +244,9 @@ async def modify_variables(request: web.Request) -> web.Response:
     engine_prefix = f"Cannot modify variables for case execution {case_id}: "
     prefixes = ("Cannot modify variables for case execution: ", engine_prefix, engine_prefix)
     values = parse_values(body.get("modifications"), prefixes)
-    deletions = _deletions(body.get("deletions"))
-    both = next((name for name in values if name in set(deletions)), None)
+    deletions = _deletions(body.get("deletions"), prefixes[0])
+    deleted = set(deletions)
+    both = next((name for name in values if name in deleted), None)
     if both is not None:
         raise InvalidInput(
             f"{engine_prefix}Cannot set and remove a variable with the same variable name: "

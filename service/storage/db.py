@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     AnyConnection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
-# Errors that mean "Postgres is not there or not answering": callers answer 503.
+# Errors that mean "Postgres is not there or not answering" when is_outage() says so:
+# callers answer 503.
 CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
@@ -27,6 +28,19 @@ CONNECTION_ERRORS = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
 )
+
+# asyncpg's InterfaceError says a connection or pool is closed, or that asyncpg refuses
+# what it was asked to send (more than 32,767 arguments, a misused connection): the
+# latter is a bug no retry cures, not an outage.
+_CLOSED = ("connection is closed", "pool is closed", "pool is closing")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether an error among CONNECTION_ERRORS means Postgres cannot be reached."""
+    if isinstance(error, asyncpg.InterfaceError):
+        return any(text in str(error) for text in _CLOSED)
+    return True
+
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
@@ -106,6 +120,8 @@ def postgres_errors() -> Iterator[None]:
     try:
         yield
     except CONNECTION_ERRORS as error:
+        if not is_outage(error):
+            raise
         raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as error:
         raise Unavailable(

@@ -24,7 +24,7 @@ from service.storage.case_query import (
     case_count_sql,
     case_query_sql,
 )
-from service.storage.db import CONNECTION_ERRORS
+from service.storage.db import CONNECTION_ERRORS, is_outage
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -124,6 +124,8 @@ class Repository:
                 yield connection
         except CONNECTION_ERRORS as error:
             failed = True
+            if not is_outage(error):
+                raise
             raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
         except asyncpg.PostgresError as error:
             failed = not isinstance(error, asyncpg.IntegrityConstraintViolationError)
