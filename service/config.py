@@ -108,6 +108,12 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     # A client that sends nothing for this long is disconnected.
     client_read_timeout_seconds: float = 60.0
+    # A request's line and headers must all arrive within this long of its first byte.
+    header_timeout_seconds: float = 20.0
+    # A connection that sends no byte of a next request for this long is closed. Above
+    # the idle timeout of a proxy in front (60 s for most), so that the proxy, not
+    # casevars, closes a connection it might be about to reuse.
+    keepalive_timeout_seconds: float = 75.0
     # Relay downloads from S3's socket to the client's inside the kernel (splice(2)) when
     # both are plain TCP on Linux; off: every byte goes through Python.
     splice_downloads: bool = True
@@ -218,6 +224,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = parse_seconds(text)
+    if value == 0:
+        raise ValueError("must be more than 0 seconds")
+    return value
+
+
 def _log_format(text: str) -> LogFormat:
     lowered = text.strip().lower()
     if lowered == "json":
@@ -261,6 +274,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_COLLECTOR_INTERVAL_SECONDS": ("collector_interval_seconds", parse_seconds),
     "CASEVARS_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", parse_seconds),
     "CASEVARS_CLIENT_READ_TIMEOUT_SECONDS": ("client_read_timeout_seconds", parse_seconds),
+    "CASEVARS_HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", _positive_seconds),
+    "CASEVARS_KEEPALIVE_TIMEOUT_SECONDS": ("keepalive_timeout_seconds", _positive_seconds),
     "CASEVARS_SPLICE_DOWNLOADS": ("splice_downloads", parse_bool),
     "CASEVARS_LOG_FORMAT": ("log_format", _log_format),
     "CASEVARS_LOG_LEVEL": ("log_level", lambda text: text.strip().upper()),

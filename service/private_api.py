@@ -16,6 +16,8 @@ bytes into the client's socket right after them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import aiohttp
@@ -24,7 +26,15 @@ import botocore.handlers
 from aiobotocore.client import AioBaseClient
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    HttpProcessingError,
+    InvalidHeader,
+    LineTooLong,
+)
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_urldispatcher import _default_expect_handler
 from multidict import CIMultiDictProxy
 
@@ -57,6 +67,35 @@ class FlatMultipartReader(MultipartReader):
 # max_headers, or that cannot be parsed (BadHttpMessage, LineTooLong). Undocumented:
 # the class lives in aiohttp.http_exceptions, which aiohttp's reference does not cover.
 PART_HEADER_ERRORS = (HttpProcessingError,)
+# What aiohttp's HTTP parser raises for a request it refuses (the same class).
+PARSER_ERRORS = (HttpProcessingError,)
+
+# aiohttp's parser errors whose message begins with request bytes (repr'd).
+_QUOTING_ERRORS: tuple[tuple[type[HttpProcessingError], str], ...] = (
+    (BadHttpMethod, "the method is not a token"),
+    (BadStatusLine, "the request line is malformed"),
+    (InvalidHeader, "a header is malformed"),
+)
+
+
+def parser_problem(error: BaseException) -> str:
+    """What aiohttp's HTTP parser found wrong with a request (an HttpProcessingError),
+    without the request bytes its message quotes: aiohttp's parser errors say what is
+    wrong in their message's first line, and quote the offending bytes (repr'd) after
+    it, except for the classes above and LineTooLong, which quote them in that line."""
+    # Undocumented: the classes and message layout of aiohttp.http_exceptions.
+    if isinstance(error, LineTooLong):
+        limit = error.args[1] if len(error.args) > 1 else None
+        bound = f"{limit} bytes" if isinstance(limit, int) else "the limit"
+        return f"the request line or a header field is longer than {bound}"
+    for cls, text in _QUOTING_ERRORS:
+        if isinstance(error, cls):
+            return text
+    if isinstance(error, HttpProcessingError):
+        first = error.message.split("\n", 1)[0].rstrip(": ")
+        if first and len(first) <= 100 and "b'" not in first and 'b"' not in first:
+            return first
+    return "the request is not valid HTTP/1.1"
 
 
 # --- aiohttp: the web server ------------------------------------------------------------
@@ -81,6 +120,172 @@ def response_bytes_sent(response: web.StreamResponse) -> int:
     """The bytes of the response written to the connection, headers included."""
     # Undocumented: StreamResponse.body_length.
     return response.body_length
+
+
+# --- aiohttp: connections ------------------------------------------------------------------
+
+
+class HeadersTimeout(Exception):
+    """A request's line and headers did not all arrive within the header timeout."""
+
+
+# Builds the answer to a request refused before any handler ran or that failed outside
+# every handler: status 400 (aiohttp's parser refused it; error is the parser's
+# HttpProcessingError, whose message quotes request bytes), 408 (HeadersTimeout), 500
+# (an exception escaped the handler) or 504 (a TimeoutError did).
+Refusal = Callable[[web.BaseRequest, int, BaseException | None], web.StreamResponse]
+# Told about an error aiohttp would log with a traceback ("Unhandled exception" and the
+# like); the message is aiohttp's own text, never request bytes.
+ConnectionFailure = Callable[[str, BaseException | None], None]
+
+
+def app_runner(
+    app: web.Application,
+    *,
+    refusal: Refusal,
+    connection_failure: ConnectionFailure,
+    header_timeout: float,
+    **kwargs: Any,
+) -> web.AppRunner:
+    """web.AppRunner(app, **kwargs) whose connections also
+    - answer what aiohttp refuses before any handler (a request its parser refuses) with
+      refusal(...), instead of aiohttp's plain text that quotes the request's bytes,
+      and report errors through connection_failure instead of aiohttp's logger;
+    - give a request header_timeout seconds from its first byte for its line and
+      headers, then answer it with refusal(request, 408, HeadersTimeout()) (the idle
+      time before that first byte is aiohttp's keepalive_timeout);
+    - fail the body of a request whose body the parser refuses mid-way (a malformed
+      chunk) with web.RequestPayloadError, as aiohttp does for a bad content encoding,
+      then answer the refusal as above; aiohttp itself would leave the handler waiting
+      for the rest for ever.
+    """
+    options = _ConnectionOptions(refusal, connection_failure, header_timeout)
+    return _AppRunner(app, options, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ConnectionOptions:
+    refusal: Refusal
+    connection_failure: ConnectionFailure
+    header_timeout: float
+
+
+class _AppRunner(web.AppRunner):
+    __slots__ = ("_options",)
+
+    def __init__(self, app: web.Application, options: _ConnectionOptions, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._options = options
+
+    # Private: _make_server is the hook BaseRunner.setup() calls for its web.Server
+    # (AppRunner's starts the app and asks Application._make_handler for it); the
+    # server's _loop and _kwargs are what it builds each connection's RequestHandler from.
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        return _Server(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,  # noqa: SLF001
+            options=self._options,
+            **made._kwargs,  # noqa: SLF001
+        )
+
+
+class _Server(web.Server):
+    def __init__(self, *args: Any, options: _ConnectionOptions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = options
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, self.options, loop=self._loop, **self._kwargs)
+
+
+class _Connection(RequestHandler):
+    """One client connection (see app_runner)."""
+
+    # Private, all of RequestHandler's: _messages (the queue of parsed requests that
+    # start() answers in order, each a RawRequestMessage or an _ErrInfo for a refused
+    # one, with its payload), _waiter (the future start() awaits while the queue is
+    # empty), _next_keepalive_close_time (when the idle timer may close the connection; it
+    # reschedules itself while that lies ahead), _force_close and _close; handle_error()
+    # and log_exception(), which start() and _handle_request() call.
+    __slots__ = ("_header_timer", "_last_payload", "_options")
+
+    def __init__(self, manager: web.Server, options: _ConnectionOptions, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._options = options
+        self._header_timer: asyncio.TimerHandle | None = None
+        # The body of the last request parsed; bytes that arrive while it is complete
+        # begin the next request.
+        self._last_payload: StreamReader | None = None
+
+    def data_received(self, data: bytes) -> None:
+        body = self._last_payload
+        queued = len(self._messages)
+        super().data_received(data)
+        if len(self._messages) > queued:
+            message, self._last_payload = self._messages[-1]
+            self._stop_header_timer()
+            if isinstance(message, _ErrInfo) and body is not None and not body.is_eof():
+                # The parser refused bytes of a body: its reader (a handler, or aiohttp
+                # discarding what a handler left) must not wait for the rest. The end
+                # too: StreamReader.readuntil() looks for an exception only when called.
+                body.set_exception(web.RequestPayloadError("malformed chunked transfer encoding"))
+                body.feed_eof()
+        elif data and (body is None or body.is_eof()):
+            self._start_header_timer()
+
+    def _start_header_timer(self) -> None:
+        if self._header_timer is not None or self._force_close or self._close:
+            return
+        timeout = self._options.header_timeout
+        self._header_timer = self._loop.call_later(timeout, self._headers_late)
+        # No longer idle: the idle timer must not close the connection before this one.
+        self._next_keepalive_close_time = max(
+            self._next_keepalive_close_time, self._loop.time() + timeout + 1
+        )
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self._force_close or self._close or self.transport is None:
+            return
+        self._messages.append(
+            (_ErrInfo(status=408, exc=HeadersTimeout(), message=""), EMPTY_PAYLOAD)
+        )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,  # noqa: ARG002 - aiohttp's; it quotes request bytes
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            # As aiohttp's: the response has begun, all that is left is to cut it.
+            raise ConnectionError("the response has begun: no error answer can follow")
+        response = self._options.refusal(request, status, exc)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info")
+        message = str(args[0]) if args else ""
+        self._options.connection_failure(
+            message, error if isinstance(error, BaseException) else None
+        )
 
 
 # --- aiohttp under aiobotocore: request bodies -------------------------------------------

@@ -67,6 +67,8 @@ def test_reads_every_documented_variable():
         ({"CASEVARS_LOG_FORMAT": "xml"}, "CASEVARS_LOG_FORMAT"),
         ({"CASEVARS_LOG_LEVEL": "chatty"}, "CASEVARS_LOG_LEVEL"),
         ({"CASEVARS_GC_GRACE_SECONDS": "-1"}, "CASEVARS_GC_GRACE_SECONDS"),
+        ({"CASEVARS_HEADER_TIMEOUT_SECONDS": "0"}, "CASEVARS_HEADER_TIMEOUT_SECONDS"),
+        ({"CASEVARS_KEEPALIVE_TIMEOUT_SECONDS": "0"}, "CASEVARS_KEEPALIVE_TIMEOUT_SECONDS"),
         ({"CASEVARS_AUTH_FILE": "/nonexistent/users"}, "CASEVARS_AUTH_FILE"),
         ({"CASEVARS_PROT": "8080"}, "CASEVARS_PROT"),
         ({"DATABASE_URL": "  "}, "DATABASE_URL"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import io
 import os
@@ -14,7 +15,7 @@ import socket
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -328,6 +329,276 @@ async def test_stream_response_headers_reach_the_transport_on_prepare():
     ):
         assert response.status == 200
         assert await response.read() == b"past aiohttp!"
+
+
+# --- aiohttp: connections (app_runner, parser_problem) --------------------------------------
+
+SECRET = "Bearer s3cr3t-token-in-the-request"
+
+
+@dataclasses.dataclass
+class _Seen:
+    refusals: list[tuple[int, BaseException | None]] = dataclasses.field(default_factory=list)
+    failures: list[tuple[str, BaseException | None]] = dataclasses.field(default_factory=list)
+
+
+class _LineLogger(AbstractAccessLogger):
+    """Records (method, status) of every access log line, refused requests included."""
+
+    lines: ClassVar[list[tuple[str, int]]] = []
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, _: float) -> None:
+        self.lines.append((request.method, response.status))
+
+
+@contextlib.asynccontextmanager
+async def _serve_hardened(
+    app: web.Application, *, header_timeout: float = 5.0, **kwargs: Any
+) -> AsyncIterator[tuple[int, _Seen]]:
+    """The app behind private_api.app_runner, refusals answered `refused <status>`."""
+    seen = _Seen()
+    _LineLogger.lines = []
+
+    def refusal(request: web.BaseRequest, status: int, error: BaseException | None) -> Any:
+        seen.refusals.append((status, error))
+        return web.Response(status=status, text=f"refused {status}")
+
+    def failure(message: str, error: BaseException | None) -> None:
+        seen.failures.append((message, error))
+
+    runner = private_api.app_runner(
+        app,
+        refusal=refusal,
+        connection_failure=failure,
+        header_timeout=header_timeout,
+        access_log_class=_LineLogger,
+        **kwargs,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1], seen
+    finally:
+        await runner.cleanup()
+
+
+def _echo_app() -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.RequestPayloadError as error:
+            return web.Response(status=400, text=f"body failed: {type(error).__name__}")
+        return web.Response(text=f"received {len(body)}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+async def _until_closed(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.read(), 5)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"GET / HTTP/1.1\r\nHost: t\r\nAuthorization: {SECRET}\r\r\n\r\n".encode(),
+        f"GET /{SECRET.replace(' ', '')}\xff HTTP/1.1\r\nHost: t\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nHost: t\r\nX-{SECRET.replace(' ', '')}\x00: v\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nHost: t\r\nX-Long: {SECRET}{'x' * 9000}\r\n\r\n".encode(),
+        f"{SECRET.replace(' ', '')}\x01 / HTTP/1.1\r\nHost: t\r\n\r\n".encode(),
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + SECRET.encode()
+        + b"\r\n",
+    ],
+    ids=["stray-cr", "non-ascii-url", "nul-in-name", "long-header", "bad-method", "bad-chunk"],
+)
+async def test_a_request_the_parser_refuses_goes_to_refusal(raw):
+    app = _echo_app()
+    async with (
+        _serve_hardened(app, max_field_size=8190) as (port, seen),
+        _connection(port) as (reader, writer),
+    ):
+        writer.write(raw)
+        answer = await _until_closed(reader)
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    assert answer.endswith(b"\r\n\r\nrefused 400")
+    [(status, error)] = seen.refusals
+    assert status == 400
+    assert isinstance(error, private_api.PARSER_ERRORS)
+    problem = private_api.parser_problem(error)
+    assert problem
+    assert "s3cr3t" not in problem
+    assert _LineLogger.lines == [("UNKNOWN", 400)], "the refusal has its access log line"
+    assert seen.failures == []
+
+
+async def test_parser_problem_names_what_is_wrong():
+    app = _echo_app()
+    raws = {
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n": (
+            "the request line or a header field is longer than 8190 bytes"
+        ),
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n": (
+            "Too many headers received"
+        ),
+        b"GET / HTTP/1.1\r\n\r\n": "Missing 'Host' header in request.",
+    }
+    async with _serve_hardened(app, max_headers=100) as (port, seen):
+        for raw in raws:
+            async with _connection(port) as (reader, writer):
+                writer.write(raw)
+                await _until_closed(reader)
+    assert [private_api.parser_problem(error) for _, error in seen.refusals if error] == list(
+        raws.values()
+    )
+
+
+@pytest.mark.parametrize(
+    "partial", [b"GET /x", b"GET /x HTTP/1.1\r\nHost: t\r\nX-Half"], ids=["line", "headers"]
+)
+async def test_headers_that_stop_go_to_refusal_as_408(partial):
+    async with (
+        _serve_hardened(_echo_app(), header_timeout=0.3, keepalive_timeout=60) as (
+            port,
+            seen,
+        ),
+        _connection(port) as (reader, writer),
+    ):
+        writer.write(partial)
+        answer = await _until_closed(reader)
+    assert answer.startswith(b"HTTP/1.0 408 ")
+    [(status, error)] = seen.refusals
+    assert status == 408
+    assert isinstance(error, private_api.HeadersTimeout)
+
+
+async def test_the_idle_timer_waits_for_headers_that_have_begun():
+    """keepalive_timeout (aiohttp's own) closes a connection that sends nothing; once a
+    request has begun, the header timeout decides instead, even when it ends later."""
+    async with _serve_hardened(_echo_app(), header_timeout=0.6, keepalive_timeout=0.4) as (
+        port,
+        seen,
+    ):
+        async with _connection(port) as (reader, _):
+            assert await _until_closed(reader) == b""
+        async with _connection(port) as (reader, writer):
+            await asyncio.sleep(0.2)
+            writer.write(b"GET /x HTTP/1.1\r\n")  # begun before the idle time is over
+            answer = await _until_closed(reader)
+    assert answer.startswith(b"HTTP/1.0 408 ")
+    assert [status for status, _ in seen.refusals] == [408]
+
+
+async def test_a_complete_request_stops_the_header_timer():
+    async with (
+        _serve_hardened(_echo_app(), header_timeout=0.3, keepalive_timeout=60) as (
+            port,
+            seen,
+        ),
+        _connection(port) as (reader, writer),
+    ):
+        writer.write(b"GET /x HTTP/1.1\r\nHost: t")
+        await asyncio.sleep(0.1)
+        writer.write(b"\r\n\r\n")
+        first = await _read_response(reader)
+        await asyncio.sleep(0.5)  # idle, not late: still open
+        writer.write(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab")
+        await asyncio.sleep(0.5)  # a slow body is not the header timer's business
+        writer.write(b"cde")
+        second = await _read_response(reader)
+    assert first.endswith(b"received 0")
+    assert second.endswith(b"received 5")
+    assert seen.refusals == []
+
+
+@pytest.mark.parametrize("reading", [True, False], ids=["handler-reads", "handler-does-not"])
+async def test_a_body_the_parser_refuses_mid_way_fails_at_once(reading):
+    """aiohttp alone leaves a handler waiting for the rest of such a body for ever (and
+    a body left unread is read on for lingering_time)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if reading:
+            try:
+                await request.content.readline()  # readuntil: the hardest case
+            except web.RequestPayloadError as error:
+                response = web.Response(status=400, text=type(error).__name__)
+                response.force_close()
+                return response
+        return web.Response(text="not read")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with _serve_hardened(app) as (port, seen), _connection(port) as (reader, writer):
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"3\r\nabc\r\n")
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        writer.write(b"zz\r\n")
+        answer = await _until_closed(reader)
+        elapsed = time.monotonic() - started
+    if reading:
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert answer.endswith(b"RequestPayloadError")
+    else:  # its answer, then the connection ends
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"not read")
+        [(_, error)] = seen.failures
+        assert isinstance(error, web.RequestPayloadError)
+    assert elapsed < 3, "not the 10 s aiohttp lingers for"
+
+
+async def test_an_exception_outside_every_middleware_goes_to_refusal_as_500():
+    async def handler(request: web.Request) -> web.Response:
+        raise RuntimeError("boom")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    async with _serve_hardened(app) as (port, seen), _connection(port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = await _until_closed(reader)
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    [(status, error)] = seen.refusals
+    assert status == 500
+    assert isinstance(error, RuntimeError)
+
+
+async def test_what_aiohttp_would_log_goes_to_connection_failure():
+    """A body aiohttp cannot decode (a bad content encoding), left unread by the handler:
+    aiohttp's discarding read meets the error and would log it with a traceback."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="not read")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    garbage = b"not gzip at all" * 10
+    async with _serve_hardened(app) as (port, seen), _connection(port) as (reader, writer):
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(garbage)
+        )
+        await asyncio.sleep(0.2)
+        writer.write(garbage)
+        await _until_closed(reader)
+    assert seen.failures
+    message, error = seen.failures[0]
+    assert message == "Unhandled exception"
+    assert isinstance(error, web.RequestPayloadError)
+
+
+async def test_runner_keywords_reach_every_connection():
+    async with (
+        _serve_hardened(_echo_app(), max_field_size=100) as (port, seen),
+        _connection(port) as (reader, writer),
+    ):
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 200 + b"\r\n\r\n")
+        answer = await _until_closed(reader)
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    [(_, error)] = seen.refusals
+    assert error is not None
+    assert "longer than 100 bytes" in private_api.parser_problem(error)
 
 
 # --- request bodies: register_sliced_body ------------------------------------------------

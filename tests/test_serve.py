@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
 import time
 
+import orjson
 import pytest
 
-from tests.conftest import casevars_env, free_port, new_id
+from tests.conftest import new_id
 from tests.forms import (
     BOUNDARY,
     FORM,
@@ -23,63 +22,10 @@ from tests.forms import (
     pattern,
     variable_row,
 )
+from tests.serving import Serve, read_response
 
 pytestmark = pytest.mark.timeout(120)
 MIB = 1024 * 1024
-
-
-class Serve:
-    def __init__(self, endpoints, tmp_path, **settings: str) -> None:
-        self.port = free_port()
-        env = casevars_env(
-            endpoints,
-            CASEVARS_PORT=str(self.port),
-            CASEVARS_COLLECTOR_INTERVAL_SECONDS="0",
-            CASEVARS_S3_PART_SIZE="5MiB",
-            CASEVARS_MAX_UPLOAD_BYTES="1GiB",
-            **settings,
-        )
-        self.log = tmp_path / f"serve-{self.port}.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
-            )
-
-    async def ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(self.log.read_text())
-            with contextlib.suppress(OSError):
-                status, _ = await self.request(b"GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
-                if status == 200:
-                    return
-            await asyncio.sleep(0.1)
-        pytest.fail("not ready: " + self.log.read_text())
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        try:
-            writer.write(raw)
-            await writer.drain()
-            return await read_response(reader)
-        finally:
-            writer.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split()[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return status, await reader.readexactly(length)
 
 
 @pytest.fixture
@@ -263,3 +209,129 @@ async def test_part_headers_beyond_the_limit_are_400(serve_factory):
     status, _ = await serve.request(upload_head(case_id, "v", len(payload)) + payload)
     assert status == 400
     assert BOUNDARY  # the delimiter used by both bodies
+
+
+def assert_camunda_error(payload: bytes, status_text: str | None = None) -> dict[str, object]:
+    error: dict[str, object] = orjson.loads(payload)
+    assert set(error) == {"type", "message", "code"}
+    assert error["type"] == "RestException"
+    if status_text is not None:
+        assert status_text in str(error["message"])
+    return error
+
+
+async def test_oversized_requests_are_answered_in_camunda_format_without_echo(serve_factory):
+    serve = await serve_factory()
+    marker = b"q" * 9000
+    status, payload = await serve.request(b"GET /" + marker + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400
+    error = assert_camunda_error(payload, "longer than 8190 bytes")
+    assert "qqqq" not in str(error["message"])
+
+
+# --- every phase of a request has a timeout ---------------------------------------------
+
+
+async def _until_closed(reader: asyncio.StreamReader, within: float) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    return await asyncio.wait_for(reader.read(), within)
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /health/li",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Half: ",
+    ],
+    ids=["request-line", "headers"],
+)
+async def test_a_request_whose_headers_stop_gets_408(serve_factory, partial):
+    serve = await serve_factory(CASEVARS_HEADER_TIMEOUT_SECONDS="1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(partial)
+    await writer.drain()
+    answer = await _until_closed(reader, 10)
+    writer.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"408"
+    assert_camunda_error(payload, "did not arrive within 1s")
+
+
+async def test_headers_sent_a_byte_at_a_time_get_408_all_the_same(serve_factory):
+    serve = await serve_factory(CASEVARS_HEADER_TIMEOUT_SECONDS="1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+
+    async def trickle() -> None:
+        with contextlib.suppress(OSError):
+            for byte in b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    sender = asyncio.create_task(trickle())
+    answer = await _until_closed(reader, 10)
+    sender.cancel()
+    writer.close()
+    assert answer.split()[1] == b"408"
+
+
+async def test_idle_connections_are_closed(serve_factory):
+    serve = await serve_factory(CASEVARS_KEEPALIVE_TIMEOUT_SECONDS="1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    assert await _until_closed(reader, 10) == b""  # never sent a byte
+    writer.close()
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    status, _ = await read_response(reader)
+    assert status == 200
+    assert await _until_closed(reader, 10) == b""  # idle after its answer
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"a preamble that never ends",
+        f"--{BOUNDARY}\r\nContent-Disposition: form-da".encode(),
+        body(part("valueType", b"File"), close=False),
+    ],
+    ids=["before-the-first-boundary", "inside-part-headers", "after-a-part"],
+)
+async def test_a_form_that_stops_gets_408(serve_factory, db, sent):
+    serve = await serve_factory(CASEVARS_CLIENT_READ_TIMEOUT_SECONDS="1")
+    case_id = await _setup_case(serve)
+    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+    writer.write(upload_head(case_id, "v", 100_000) + sent)
+    await writer.drain()
+    status, payload = await asyncio.wait_for(read_response(reader), 10)
+    writer.close()
+    assert status == 408
+    assert_camunda_error(payload, "Upload aborted")
+    assert (await variable_row(db, case_id, "v"))["size"] == len(b"previous")
+
+
+async def test_idle_and_half_sent_requests_do_not_hold_shutdown(serve_factory):
+    serve = await serve_factory(
+        CASEVARS_SHUTDOWN_GRACE_SECONDS="30",
+        CASEVARS_HEADER_TIMEOUT_SECONDS="60",
+        CASEVARS_KEEPALIVE_TIMEOUT_SECONDS="300",
+    )
+    silent = await asyncio.open_connection("127.0.0.1", serve.port)
+    answered = await asyncio.open_connection("127.0.0.1", serve.port)
+    answered[1].write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    await answered[1].drain()
+    assert (await read_response(answered[0]))[0] == 200
+    half = await asyncio.open_connection("127.0.0.1", serve.port)
+    half[1].write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Half: ")
+    await half[1].drain()
+    await asyncio.sleep(0.3)
+
+    stopped_at = time.monotonic()
+    serve.process.send_signal(signal.SIGTERM)
+    assert await _wait_exit(serve, 25) == 0
+    assert time.monotonic() - stopped_at < 10, "well within the 30 s grace"
+    for reader, writer in (silent, answered, half):
+        assert await _until_closed(reader, 5) == b""
+        writer.close()

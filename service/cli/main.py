@@ -18,12 +18,14 @@ import orjson
 import structlog
 from aiohttp import web
 
+from service import private_api
 from service.app import create_app
 from service.cli import client
 from service.cli.embedded import EmbeddedError, EmbeddedServices
 from service.config import ConfigError, Endpoints, Settings, parse_seconds
 from service.errors import Unavailable
 from service.http import logs
+from service.http.errors import connection_failure, connection_refusal
 from service.http.keys import IN_FLIGHT
 from service.storage import check, collector
 from service.storage.blobstore import open_blob_store
@@ -38,7 +40,7 @@ EXIT_CONFIG = 2
 # multipart parser's cost per GiB low).
 READ_BUFFER_BYTES = 256 * 1024
 # Limits on what a client may send before any handler runs; beyond them the request
-# is refused by the HTTP layer with a 400 (431 for headers).
+# is refused by the HTTP layer with a 400.
 MAX_REQUEST_LINE_BYTES = 8190
 MAX_HEADER_FIELD_BYTES = 8190
 MAX_HEADERS = 100
@@ -66,6 +68,29 @@ async def resolved_endpoints(
     )
 
 
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The runner `serve` serves the app with: casevars's access log, its limits on
+    request lines and headers, its header and idle timeouts, and Camunda's error format
+    for what the HTTP layer refuses before any handler runs."""
+    return private_api.app_runner(
+        app,
+        refusal=functools.partial(
+            connection_refusal, header_timeout=settings.header_timeout_seconds
+        ),
+        connection_failure=connection_failure,
+        header_timeout=settings.header_timeout_seconds,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+        access_log_class=logs.AccessLogger,
+        # After the grace period (shutdown.drain), what still runs gets this long
+        # before it is cancelled (uploads then abort their multipart upload).
+        shutdown_timeout=CANCEL_AFTER_GRACE_SECONDS,
+        read_bufsize=READ_BUFFER_BYTES,
+        max_line_size=MAX_REQUEST_LINE_BYTES,
+        max_field_size=MAX_HEADER_FIELD_BYTES,
+        max_headers=MAX_HEADERS,
+    )
+
+
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,17 +102,7 @@ async def serve(settings: Settings) -> None:
         applied = await migrate(endpoints.dsn, timeout=settings.db_timeout_seconds)
         log.info("migrate.done", applied=len(applied))
         app = create_app(settings, endpoints)
-        runner = web.AppRunner(
-            app,
-            access_log_class=logs.AccessLogger,
-            # After the grace period (shutdown.drain), what still runs gets this long
-            # before it is cancelled (uploads then abort their multipart upload).
-            shutdown_timeout=CANCEL_AFTER_GRACE_SECONDS,
-            read_bufsize=READ_BUFFER_BYTES,
-            max_line_size=MAX_REQUEST_LINE_BYTES,
-            max_field_size=MAX_HEADER_FIELD_BYTES,
-            max_headers=MAX_HEADERS,
-        )
+        runner = make_runner(app, settings)
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.host, settings.port)

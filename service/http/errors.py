@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from http import HTTPStatus
 
 import orjson
 import structlog
@@ -12,6 +13,7 @@ from aiohttp.typedefs import Handler
 
 from service import errors
 from service.http.logs import REQUEST_ID_KEY
+from service.private_api import PARSER_ERRORS, HeadersTimeout, parser_problem
 
 log = structlog.get_logger("casevars.http")
 
@@ -34,12 +36,20 @@ _FRAMEWORK_TYPES = {
     415: "NotSupportedException",
 }
 
+MALFORMED_BODY = "The request body is malformed (its chunked transfer or content encoding)"
+
 # A request id from a client is echoed only if it is this short and plain.
 _MAX_REQUEST_ID = 128
 
 
 def error_body(type_name: str, message: str, code: int | None = None) -> bytes:
-    return orjson.dumps({"type": type_name, "message": message, "code": code})
+    try:
+        return orjson.dumps({"type": type_name, "message": message, "code": code})
+    except TypeError:
+        # A lone surrogate: a message quoting what a client sent as undecodable bytes
+        # (a multipart header, say). JSON cannot carry it; "?" stands in.
+        shown = message.encode("utf-8", "replace").decode()
+        return orjson.dumps({"type": type_name, "message": shown, "code": code})
 
 
 def error_response(
@@ -74,7 +84,7 @@ def _status_of(error: errors.CamundaError) -> int:
     return 500
 
 
-def _request_id(request: web.Request) -> str:
+def _request_id(request: web.BaseRequest) -> str:
     given = request.headers.get("X-Request-Id", "")
     if 0 < len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
         return given
@@ -108,13 +118,8 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             # drop it for up to 10 s): the connection ends after this answer.
             response.force_close()
         return response
-    except errors.UploadAborted as error:
-        # The client went away or stalled; whatever it gets (if anything) ends the
-        # connection.
-        log.info("request.aborted", reason=str(error))
-        response = error_response(408, "RestException", f"Upload aborted: {error}")
-        response.force_close()
-        return response
+    except (errors.UploadAborted, web.RequestPayloadError) as error:
+        return _ending(error)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -137,3 +142,71 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(
             500, "RestException", f"Internal server error (request id {request_id})"
         )
+
+
+def _ending(error: errors.UploadAborted | web.RequestPayloadError) -> web.Response:
+    """The client went away or stalled, or aiohttp could not decode its body (a
+    malformed chunk or content encoding): nothing more can be read, and whatever the
+    client gets (if anything) ends the connection."""
+    if isinstance(error, web.RequestPayloadError):
+        response = error_response(400, "RestException", MALFORMED_BODY)
+    else:
+        log.info("request.aborted", reason=str(error))
+        response = error_response(408, "RestException", f"Upload aborted: {error}")
+    response.force_close()
+    return response
+
+
+def answer_before_middlewares(request: web.BaseRequest, status: int, message: str) -> web.Response:
+    """An error answered where no middleware runs (an expect handler, the HTTP layer):
+    Camunda's body, the request id (the access line shows it), and the connection
+    ends, as the request's body (if any) is not read."""
+    request_id = _bound_request_id(request)
+    response = error_response(
+        status, "RestException", message, headers={"X-Request-Id": request_id}
+    )
+    response.force_close()
+    return response
+
+
+def _bound_request_id(request: web.BaseRequest) -> str:
+    if REQUEST_ID_KEY not in request:
+        request[REQUEST_ID_KEY] = _request_id(request)
+    return request[REQUEST_ID_KEY]
+
+
+def connection_refusal(
+    request: web.BaseRequest, status: int, error: BaseException | None, *, header_timeout: float
+) -> web.StreamResponse:
+    """The answer to a request the HTTP layer refused before any handler ran, or to an
+    error outside every handler (private_api.app_runner): Camunda's error body, never
+    the request's bytes."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    if isinstance(error, HeadersTimeout):
+        message = (
+            "Request timeout: the request line and headers did not arrive within "
+            f"{header_timeout:g}s"
+        )
+    elif isinstance(error, PARSER_ERRORS):
+        message = f"HTTP {status} {phrase}: {parser_problem(error)}"
+    elif status >= 500:
+        log.error("request.failed", status=status, exc_info=error)
+        message = f"Internal server error (request id {_bound_request_id(request)})"
+    else:
+        message = f"HTTP {status} {phrase}"
+    response = answer_before_middlewares(request, status, message)
+    log.info("request.refused", request_id=request[REQUEST_ID_KEY], status=status, reason=message)
+    return response
+
+
+def connection_failure(message: str, error: BaseException | None) -> None:
+    """An error aiohttp met on a connection outside every handler (a body it could not
+    decode while discarding it, say); its own message, never request bytes."""
+    if error is None or isinstance(error, (*PARSER_ERRORS, web.RequestPayloadError)):
+        name = None if error is None else type(error).__name__
+        log.info("connection.failed", message=message, error=name)
+    else:
+        log.error("connection.failed", message=message, exc_info=error)

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import (
+    BadContentDispositionHeader,
+    BadContentDispositionParam,
+    BodyPartReader,
+    MultipartReader,
+    web,
+)
 
 from service.errors import REST, InvalidInput, TooLarge, UploadAborted
 from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader
@@ -21,6 +28,8 @@ MAX_FORM_PARTS = 64
 # Part header lines, and how many of them a part may have.
 MAX_PART_HEADER_BYTES = 8190
 MAX_PART_HEADERS = 32
+# A part's name in an error message is cut to this many characters.
+MAX_NAME_SHOWN = 100
 # aiohttp's multipart reader spends most of its time per call, not per byte:
 # large reads keep the cost per GiB low.
 READ_CHUNK_BYTES = 256 * 1024
@@ -63,7 +72,26 @@ def is_multipart_form(request: web.Request) -> bool:
     return request.content_type == "multipart/form-data"
 
 
+# What aiohttp warns of for a malformed Content-Disposition (it then reads the part as
+# one without a name or file name).
+_DISPOSITION_WARNINGS = [
+    ("ignore", None, category, None, 0)
+    for category in (BadContentDispositionHeader, BadContentDispositionParam)
+]
+
+
+def _ignore_disposition_warnings() -> None:
+    """Shown, those warnings would print the client's header to stderr, and Python's
+    warning registry would keep each distinct one for good (memory growing with every
+    request). Checked for each form, so that it also holds under the filters a test
+    runner installs for each test."""
+    if warnings.filters[: len(_DISPOSITION_WARNINGS)] != _DISPOSITION_WARNINGS:
+        for _, _, category, _, _ in reversed(_DISPOSITION_WARNINGS):
+            warnings.filterwarnings("ignore", category=category)
+
+
 def _reader(request: web.Request) -> MultipartReader:
+    _ignore_disposition_warnings()
     # Flat: a `data` part whose own Content-Type is multipart/* (a MIME file, say) is
     # content like any other, not a nested form.
     try:
@@ -99,7 +127,8 @@ async def _read_capped(part: BodyPartReader, limit: int, refusal: str, timeout: 
 
 
 async def _read_small(part: BodyPartReader, name: str, timeout: float) -> bytes:
-    refusal = f"Form part '{name}' is larger than {MAX_TEXT_PART_BYTES} bytes"
+    shown = name if len(name) <= MAX_NAME_SHOWN else name[:MAX_NAME_SHOWN] + "..."
+    refusal = f"Form part '{shown}' is larger than {MAX_TEXT_PART_BYTES} bytes"
     return await _read_capped(part, MAX_TEXT_PART_BYTES, refusal, timeout)
 
 
@@ -142,9 +171,15 @@ async def _read_parts(
 ) -> None:
     for _ in range(MAX_FORM_PARTS + 1):
         try:
-            part = await reader.next()
+            # The preamble, a boundary and a part's headers: small, and within the read
+            # timeout like every other read of the body.
+            part = await asyncio.wait_for(reader.next(), read_timeout)
         except ConnectionResetError as error:
             raise UploadAborted("the client closed the connection") from error
+        except TimeoutError as error:
+            raise UploadAborted(
+                f"the next boundary and part headers did not arrive within {read_timeout:g}s"
+            ) from error
         except (
             ValueError,
             AssertionError,

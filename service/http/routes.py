@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from service.http import cases, downloads, openapi, ops, uploads, variables
+from service.http.errors import answer_before_middlewares
+from service.private_api import default_expect_handler
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
@@ -18,7 +20,7 @@ ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = None) -> None:
     """expect_handler answers `Expect: 100-continue` on routes that take a body."""
     router = app.router
-    body = {"expect_handler": expect_handler}
+    body = {"expect_handler": _expecting(expect_handler)}
     router.add_get("/health/live", ops.live, name="health-live", allow_head=False)
     router.add_get("/health/ready", ops.ready, name="health-ready", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
@@ -58,3 +60,23 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     router.add_post(
         VARIABLE + "/data", uploads.post_variable_data, name="variable-data-post", **body
     )
+
+
+def _expecting(then: ExpectHandler | None) -> ExpectHandler:
+    """The expect handler of the routes that take a body: `100-continue` goes to `then`
+    (or gets aiohttp's 100 Continue); any other expectation is refused with a 417 in
+    Camunda's format (aiohttp's own refusal is plain text). As in aiohttp, HTTP/1.0
+    requests have no expectations."""
+
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        expectation = request.headers.get(hdrs.EXPECT, "")
+        if request.version == HttpVersion11 and expectation.strip().lower() != "100-continue":
+            return answer_before_middlewares(
+                request, 417, "HTTP 417 Expectation Failed: only 100-continue is supported"
+            )
+        if then is not None:
+            return await then(request)
+        await default_expect_handler(request)
+        return None
+
+    return expect
