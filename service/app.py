@@ -16,6 +16,7 @@ from service.http.logs import REQUEST_ID_KEY
 from service.http.metrics import METRICS, Metrics
 from service.http.shutdown import InFlight
 from service.storage import blobstore, collector, db
+from service.storage.budget import MemoryBudget
 from service.storage.repository import Repository
 
 
@@ -35,7 +36,10 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 async def _s3(app: web.Application) -> AsyncIterator[None]:
     async with blobstore.open_blob_store(
-        app[keys.SETTINGS], app[keys.ENDPOINTS], observe=app[METRICS].s3_call
+        app[keys.SETTINGS],
+        app[keys.ENDPOINTS],
+        observe=app[METRICS].s3_call,
+        budget=app[keys.BUDGET],
     ) as store:
         app[keys.BLOBS] = store
         yield
@@ -91,6 +95,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app[keys.IN_FLIGHT] = in_flight
     app[keys.SETTINGS] = settings
     app[keys.ENDPOINTS] = endpoints
+    app[keys.BUDGET] = MemoryBudget(settings.memory_budget_bytes)
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_s3)
     app.cleanup_ctx.append(_collector)

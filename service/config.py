@@ -54,12 +54,23 @@ def parse_seconds(text: str) -> float:
     return value
 
 
-def upload_capacity(part_size: int) -> int:
-    """The largest value a multipart upload can hold when parts grow from part_size."""
+def upload_capacity(part_size: int, largest_part: int = S3_MAX_PART_SIZE) -> int:
+    """The largest value a multipart upload can hold when parts grow from part_size
+    and none may be larger than largest_part (a part buffer must fit the memory budget)."""
     total = 0
     for part_number in range(S3_MAX_PARTS):
-        total += part_size_for(part_number, part_size)
+        size = part_size_for(part_number, part_size)
+        if size > largest_part:
+            break
+        total += size
     return total
+
+
+def inline_cost(size: int) -> int:
+    """Memory a Bytes value of `size` bytes takes from the budget while it is inlined in a
+    JSON view: the content, its base64 text and the JSON around it (measured by
+    benchmarks/memory.py), plus a little for the objects around them."""
+    return 4 * size + 64 * KIB
 
 
 def part_size_for(part_index: int, base: int) -> int:
@@ -96,6 +107,9 @@ class Settings:
     max_json_bytes: int = 16 * MIB
     # Bytes values up to this size are inlined (base64) in JSON views.
     inline_bytes_limit: int = MIB
+    # Memory the large buffers of all requests together may take (upload part buffers,
+    # Bytes inlined in JSON views); a request that would go past it waits.
+    memory_budget_bytes: int = 512 * MIB
     # Create a case instance on its first variable write instead of answering 404.
     auto_create_case_instances: bool = False
     # A replaced or deleted blob is kept this long so running downloads finish.
@@ -181,6 +195,7 @@ class Settings:
                 "CASEVARS_MAX_UPLOAD_BYTES: larger than 10,000 parts starting at "
                 "CASEVARS_S3_PART_SIZE can hold; raise the part size"
             )
+        self._validate_memory_budget()
         if not 1 <= self.port <= 65535:
             raise ConfigError("CASEVARS_PORT: must be between 1 and 65535")
         if self.db_pool_max_size < 1:
@@ -195,6 +210,20 @@ class Settings:
         ):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{name}: no such file: {path}")
+
+    def _validate_memory_budget(self) -> None:
+        # Each request that takes from the budget must fit in it alone, or it would wait
+        # for ever.
+        if self.memory_budget_bytes < self.s3_part_size:
+            raise ConfigError(
+                "CASEVARS_MEMORY_BUDGET_BYTES: must hold at least one part buffer "
+                "(CASEVARS_S3_PART_SIZE)"
+            )
+        if self.memory_budget_bytes < inline_cost(self.inline_bytes_limit):
+            raise ConfigError(
+                "CASEVARS_MEMORY_BUDGET_BYTES: must hold at least one inlined Bytes value "
+                "(4 x CASEVARS_INLINE_BYTES_LIMIT + 64KiB)"
+            )
 
 
 def mask_dsn(dsn: str) -> str:
@@ -268,6 +297,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_MAX_UPLOAD_BYTES": ("max_upload_bytes", _size),
     "CASEVARS_MAX_JSON_BYTES": ("max_json_bytes", _size),
     "CASEVARS_INLINE_BYTES_LIMIT": ("inline_bytes_limit", parse_size),
+    "CASEVARS_MEMORY_BUDGET_BYTES": ("memory_budget_bytes", _size),
     "CASEVARS_AUTO_CREATE_CASE_INSTANCES": ("auto_create_case_instances", parse_bool),
     "CASEVARS_GC_GRACE_SECONDS": ("gc_grace_seconds", parse_seconds),
     "CASEVARS_PENDING_TIMEOUT_SECONDS": ("pending_timeout_seconds", parse_seconds),

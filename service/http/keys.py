@@ -9,6 +9,7 @@ from aiohttp import web
 from service.config import Endpoints, Settings
 from service.http.shutdown import InFlight
 from service.storage.blobstore import BlobStore
+from service.storage.budget import MemoryBudget
 from service.storage.db import Pool
 from service.storage.repository import Repository
 
@@ -16,6 +17,9 @@ SETTINGS = web.AppKey("settings", Settings)
 ENDPOINTS = web.AppKey("endpoints", Endpoints)
 REPOSITORY = web.AppKey("repository", Repository)
 BLOBS = web.AppKey("blobs", BlobStore)
+# The process's one memory budget (CASEVARS_MEMORY_BUDGET_BYTES): upload part buffers
+# and Bytes inlined in JSON views are taken from it.
+BUDGET = web.AppKey("budget", MemoryBudget)
 # The process's one asyncpg pool, shared by the repository and the collector.
 POOL = web.AppKey("pool", Pool)
 # The background collector task (absent when CASEVARS_COLLECTOR_INTERVAL_SECONDS is 0).

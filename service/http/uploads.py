@@ -13,7 +13,7 @@ from aiohttp import web
 from service.camunda import jsontext, mime
 from service.camunda.javatypes import is_java_type_name
 from service.camunda.messages import missing_case_on_write
-from service.camunda.values import NO_FILENAME
+from service.camunda.values import NO_FILENAME, file_info_problem
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from service.http import keys, paths
 from service.http.body import NOT_SUPPORTED
@@ -40,6 +40,8 @@ class _DataSink:
         self._limit = request.app[keys.SETTINGS].max_upload_bytes
         self._uploaded = request.app[METRICS].upload_bytes
         self._store = store
+        # The value is shorter than the whole body: a small one takes only a small buffer.
+        self._size_hint = request.content_length
 
     async def __call__(self, chunks: AsyncIterator[bytes]) -> Blob | None:
         if not self._store:
@@ -51,10 +53,12 @@ class _DataSink:
             return None
         try:
             return await self._blobs.put_stream(
-                counted(chunks, self._uploaded), max_bytes=self._limit
+                counted(chunks, self._uploaded), max_bytes=self._limit, size_hint=self._size_hint
             )
-        except ValueTooLarge:
-            raise value_too_large(self._limit) from None
+        except ValueTooLarge as too_large:
+            # too_large.limit: less than the setting when parts that large would not
+            # fit the memory budget.
+            raise value_too_large(too_large.limit) from None
 
 
 @counts_uploads
@@ -162,9 +166,7 @@ def _binary_value(form: Form) -> NewValue | None:
     assert requested is not None
     media_type = None
     if requested in {"File", "file"}:
-        media_type = mime.parse(data.content_type or "application/octet-stream")
-        if media_type is None:
-            raise InvalidInput("Invalid mime type given", type_name=REST)
+        media_type = _file_media_type(data.content_type)
     # Camunda lower-cases only the first letter of a type name: "bytes" and "file" are
     # known, "BYTES" is not.
     resolved = {"bytes": "Bytes", "file": "File"}.get(requested[:1].lower() + requested[1:])
@@ -181,4 +183,29 @@ def _binary_value(form: Form) -> NewValue | None:
     value_info = {"filename": data.filename, "mimeType": media_type.essence}
     if "encoding" in media_type.parameters:
         value_info["encoding"] = media_type.parameters["encoding"]
-    return NewValue(type="File", value_info=value_info, blob=blob)
+    return NewValue(type="File", value_info=_checked_file_info(value_info), blob=blob)
+
+
+def _file_media_type(content_type: str | None) -> mime.MediaType:
+    # Control characters never get here: aiohttp refuses a part header with one.
+    media_type = mime.parse(content_type or "application/octet-stream")
+    if media_type is None:
+        raise InvalidInput("Invalid mime type given", type_name=REST)
+    return media_type
+
+
+def _checked_file_info(value_info: dict[str, str]) -> dict[str, str]:
+    """A File's filename, mimeType and encoding, by the rules of values.py for every
+    route that writes one (downloads send them as headers); and UTF-8, which a part
+    header's bytes need not be."""
+    for key, text in value_info.items():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"Invalid {key} given: not valid UTF-8", type_name=ILLEGAL_ARGUMENT
+            ) from None
+        problem = file_info_problem(key, text)
+        if problem is not None:
+            raise InvalidInput(problem, type_name=ILLEGAL_ARGUMENT)
+    return value_info

@@ -5,7 +5,7 @@ the `/data` routes."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -19,9 +19,11 @@ from service.camunda.values import (
     parse_value,
     render_value,
 )
+from service.config import inline_cost
 from service.errors import REST, InvalidInput, NotFound
 from service.http import keys, paths
 from service.http.body import json_response, read_json
+from service.http.listing import send_listing
 from service.storage.lifecycle import NewBlobs
 from service.storage.repository import NewValue, NoSuchCaseInstance, StoredVariable
 
@@ -51,9 +53,6 @@ async def stored_variable(request: web.Request, case_id: str, name: str) -> Stor
     return variable
 
 
-# Bytes contents fetched from S3 at once while a list of variables is rendered.
-INLINE_FETCHES_AT_ONCE = 8
-
 Prefixes = tuple[str, str, str]  # conversion, engine and lookup message prefixes
 
 
@@ -69,14 +68,29 @@ def data_url(case_id: str, name: str) -> str:
 
 
 async def render_variable(
-    request: web.Request, case_id: str, variable: StoredVariable, *, deserialize: bool
+    request: web.Request,
+    case_id: str,
+    variable: StoredVariable,
+    *,
+    deserialize: bool,
+    reserved: bool = False,
 ) -> dict[str, Any]:
-    """The value object of GET responses; Bytes content inline up to the configured limit."""
+    """The value object of GET responses; Bytes content inline up to the configured
+    limit, fetched and encoded in memory taken from the budget (reserved: the caller
+    holds it already)."""
     if variable.type == "Bytes" and variable.blob is not None:
         blob = variable.blob
-        if blob.size <= request.app[keys.SETTINGS].inline_bytes_limit:
-            content = await request.app[keys.BLOBS].read_all(blob.key)
-            return render_value("Bytes", None, {}, deserialize=deserialize, content=content)
+        settings = request.app[keys.SETTINGS]
+        if blob.size <= settings.inline_bytes_limit:
+            async with contextlib.AsyncExitStack() as stack:
+                if not reserved:
+                    await stack.enter_async_context(
+                        request.app[keys.BUDGET].reserved(
+                            inline_cost(blob.size), timeout=settings.client_read_timeout_seconds
+                        )
+                    )
+                content = await request.app[keys.BLOBS].read_all(blob.key)
+                return render_value("Bytes", None, {}, deserialize=deserialize, content=content)
         url = data_url(case_id, variable.name)
         return render_value(
             "Bytes", None, {}, deserialize=deserialize, size=blob.size, data_url=url
@@ -84,7 +98,7 @@ async def render_variable(
     return render_value(variable.type, variable.value, variable.value_info, deserialize=deserialize)
 
 
-async def get_variables(request: web.Request) -> web.Response:
+async def get_variables(request: web.Request) -> web.StreamResponse:
     """GET /case-instance/{id}/variables: name -> value object."""
     case_id = paths.case_id(request)
     deserialize = query_flag(request, "deserializeValues")
@@ -94,14 +108,14 @@ async def get_variables(request: web.Request) -> web.Response:
         raise NotFound(
             missing_case_on_read(case_id), type_name=NOT_FOUND_EXCEPTION, code=0
         ) from None
-    fetches = asyncio.Semaphore(INLINE_FETCHES_AT_ONCE)
 
     async def render(variable: StoredVariable) -> dict[str, Any]:
-        async with fetches:
-            return await render_variable(request, case_id, variable, deserialize=deserialize)
+        return await render_variable(
+            request, case_id, variable, deserialize=deserialize, reserved=True
+        )
 
-    rendered = await asyncio.gather(*(render(variable) for variable in variables))
-    return json_response({v.name: shown for v, shown in zip(variables, rendered, strict=True)})
+    # Inlined Bytes in memory taken from the budget, the JSON streamed when large.
+    return await send_listing(request, variables, render)
 
 
 async def get_variable(request: web.Request) -> web.Response:

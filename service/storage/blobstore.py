@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import mmap
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
@@ -19,9 +20,10 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 
 from service import private_api
-from service.config import Endpoints, Settings, part_size_for
+from service.config import Endpoints, Settings, part_size_for, upload_capacity
 from service.errors import BlobMissing, Unavailable
 from service.storage import relay
+from service.storage.budget import MemoryBudget
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -171,19 +173,27 @@ async def finish_even_if_cancelled(call: Awaitable[T]) -> T:
 class BlobStore:
     """The verbs casevars needs from S3, on one bucket."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - knobs, keyword-only
         self,
         client: S3Client,
         bucket: str,
         *,
         part_size: int,
         parts_in_flight: int,
+        budget: MemoryBudget,
         stall_seconds: float | None = None,
+        memory_wait_seconds: float | None = None,
     ) -> None:
         self._client = client
         self.bucket = bucket
         self._part_size = part_size
         self._parts_in_flight = parts_in_flight
+        # Part buffers come from the process's memory budget; an upload waits this long
+        # for its first one before a 503 (None: no limit).
+        self.budget = budget
+        self._memory_wait_seconds = memory_wait_seconds
+        # No part may be larger than the whole budget: that caps the largest value.
+        self.largest_value = upload_capacity(part_size, largest_part=budget.capacity)
         # Longest S3 may stall a body: take no slice of an upload, or send nothing of a
         # relayed download (None: no limit).
         self._stall_seconds = stall_seconds
@@ -238,46 +248,71 @@ class BlobStore:
         )
         return Blob(key, len(data), hashlib.sha256(data).digest())
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> Blob:
-        """Stream chunks into the object `key`; ValueTooLarge past max_bytes.
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int,
+        size_hint: int | None = None,
+    ) -> Blob:
+        """Stream chunks into the object `key`; ValueTooLarge past max_bytes (or past
+        what parts that fit the memory budget hold). size_hint: the value is known to be
+        at most this long (the request's Content-Length), so a small value takes only
+        the buffer it needs from the budget.
 
         Memory stays at (parts in flight + 1) part buffers whatever the size of the
-        value. On any error or cancellation a multipart upload is aborted before the
-        exception leaves (or, if S3 is down, retried in the background); nothing is
-        left in S3 but what a completed call reports.
+        value, all taken from the budget: the chunks are not read while the budget has
+        no buffer to spare (see _Buffers). On any error or cancellation a multipart
+        upload is aborted before the exception leaves (or, if S3 is down, retried in
+        the background); nothing is left in S3 but what a completed call reports.
         """
+        max_bytes = min(max_bytes, self.largest_value)
+        buffers = _Buffers(self.budget, self._memory_wait_seconds)
         upload = _PartUploader(
             self._client,
             self.bucket,
             key,
             self._parts_in_flight,
             self._abort_later,
+            buffers=buffers,
             stall_seconds=self._stall_seconds,
         )
         digest = hashlib.sha256()
         size = 0
-        buffer = upload.buffers.take(part_size_for(0, self._part_size))
-        filled = 0
+        first = part_size_for(0, self._part_size)
         try:
+            # The next part's buffer is taken when its first byte arrives, not before.
+            buffer: mmap.mmap | None = await buffers.take(
+                first if size_hint is None else max(1, min(first, size_hint))
+            )
+            filled = 0
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
                     raise ValueTooLarge(max_bytes)
                 digest.update(chunk)
                 view = memoryview(chunk)
-                while len(view) >= len(buffer) - filled:
-                    take = len(buffer) - filled
-                    buffer[filled:] = view[:take]
+                while view:
+                    part_size = part_size_for(upload.parts_sent, self._part_size)
+                    if buffer is None:
+                        buffer, filled = await buffers.take(part_size), 0
+                    elif filled == len(buffer):
+                        # The size hint was wrong: the value goes on, in full-size parts.
+                        buffer = await buffers.grow(buffer, filled, part_size)
+                    take = min(len(view), len(buffer) - filled)
+                    buffer[filled : filled + take] = view[:take]
+                    filled += take
                     view = view[take:]
-                    await upload.send(buffer, len(buffer))
-                    buffer = upload.buffers.take(part_size_for(upload.parts_sent, self._part_size))
-                    filled = 0
-                buffer[filled : filled + len(view)] = view
-                filled += len(view)
+                    if filled == part_size:
+                        await upload.send(buffer, filled)
+                        buffer = None
             await upload.finish(buffer, filled)
         except BaseException:
             await finish_even_if_cancelled(upload.abort())
             raise
+        finally:
+            buffers.close()
         return Blob(key, size, digest.digest())
 
     # --- reading ------------------------------------------------------------
@@ -412,20 +447,85 @@ private_api.register_sliced_body(_PartBody, slice_bytes=WRITE_SLICE_BYTES)
 
 
 class _Buffers:
-    """Part buffers, reused: at most (parts in flight + 1) exist for one upload."""
+    """One upload's part buffers, reused, at most (parts in flight + 1), all taken from
+    the process's memory budget. The first waits its turn in the budget (meanwhile the
+    upload reads nothing: the client's socket fills and TCP holds the sender back); a
+    further one is taken only if the budget can spare it at once, else the upload
+    waits for one of its own to come back from S3. So an upload always holds the one
+    buffer it needs to progress, never waits for the budget while holding any (no
+    deadlock), and runs fewer parts in flight under pressure: a buffer coming back
+    while others wait for the budget goes back to it, unless it is the upload's last.
 
-    def __init__(self) -> None:
-        self._free: list[bytearray] = []
+    A buffer is an anonymous mmap rather than a bytearray: the malloc of glibc keeps
+    freed blocks of this size for reuse inside the process, an unmapped mmap is
+    returned to the system at once, so memory falls back after a burst of uploads.
+    """
 
-    def take(self, size: int) -> bytearray:
-        while self._free:
-            buffer = self._free.pop()
-            if len(buffer) == size:
-                return buffer
-        return bytearray(size)
+    def __init__(self, budget: MemoryBudget, wait_seconds: float | None) -> None:
+        self._budget = budget
+        self._wait_seconds = wait_seconds
+        self._free: list[mmap.mmap] = []
+        self._held: dict[int, int] = {}  # id of each buffer taken -> bytes taken for it
+        self._returned = asyncio.Event()
+        self._closed = False
 
-    def give(self, buffer: bytearray) -> None:
-        self._free.append(buffer)
+    async def take(self, size: int) -> mmap.mmap:
+        """A buffer of exactly size bytes."""
+        while True:
+            for buffer in self._free:
+                if len(buffer) == size:
+                    self._free.remove(buffer)
+                    return buffer
+            for buffer in self._free:  # the part size grew: the old buffers are no use
+                self._drop(buffer)
+            self._free.clear()
+            amount = _whole_pages(size)
+            if not self._held:
+                await self._budget.acquire(amount, timeout=self._wait_seconds)
+                break
+            if self._budget.try_acquire(amount):
+                break
+            self._returned.clear()
+            await self._returned.wait()  # a part in flight ends within the S3 timeouts
+        buffer = mmap.mmap(-1, size)
+        self._held[id(buffer)] = amount
+        return buffer
+
+    async def grow(self, buffer: mmap.mmap, filled: int, size: int) -> mmap.mmap:
+        """A buffer of size bytes holding the first `filled` bytes of buffer, which is
+        given back: the one buffer the upload holds is swapped, never added to."""
+        self._drop(buffer)
+        bigger = await self.take(size)
+        bigger[:filled] = buffer[:filled]
+        return bigger
+
+    def give(self, buffer: mmap.mmap) -> None:
+        """A buffer S3 is done with."""
+        if self._closed:
+            return
+        if self._budget.waiting and len(self._held) > 1:
+            self._drop(buffer)
+        else:
+            self._free.append(buffer)
+        self._returned.set()
+
+    def close(self) -> None:
+        """The upload is over: every buffer it took goes back to the budget."""
+        self._closed = True
+        self._free.clear()
+        held, self._held = self._held, {}
+        for amount in held.values():
+            self._budget.release(amount)
+
+    def _drop(self, buffer: mmap.mmap) -> None:
+        amount = self._held.pop(id(buffer), 0)
+        if amount:
+            self._budget.release(amount)
+
+
+def _whole_pages(size: int) -> int:
+    """What an mmap of size bytes really takes."""
+    return -(-max(size, 1) // mmap.PAGESIZE) * mmap.PAGESIZE
 
 
 class _PartUploader:
@@ -441,6 +541,7 @@ class _PartUploader:
         in_flight: int,
         abort_later: Callable[[str, str], None],
         *,
+        buffers: _Buffers,
         stall_seconds: float | None,
     ) -> None:
         self._client = client
@@ -450,11 +551,11 @@ class _PartUploader:
         self._key = key
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
-        self.buffers = _Buffers()
+        self.buffers = buffers
         self.upload_id: str | None = None
         self.parts_sent = 0
 
-    async def send(self, buffer: bytearray, length: int) -> None:
+    async def send(self, buffer: mmap.mmap, length: int) -> None:
         """Start uploading the next part from buffer; waits while all slots are busy.
         The buffer goes back to self.buffers once S3 has it."""
         if self.upload_id is None:
@@ -477,7 +578,7 @@ class _PartUploader:
                 raise task.exception()  # type: ignore[misc]
 
     async def _upload_part(
-        self, number: int, buffer: bytearray, length: int, upload_id: str
+        self, number: int, buffer: mmap.mmap, length: int, upload_id: str
     ) -> CompletedPartTypeDef:
         try:
             response = await _s3(
@@ -495,16 +596,17 @@ class _PartUploader:
             self.buffers.give(buffer)
             self._slots.release()
 
-    async def finish(self, buffer: bytearray, length: int) -> None:
-        """Send the last (possibly only) part and complete the upload."""
+    async def finish(self, buffer: mmap.mmap | None, length: int) -> None:
+        """Send the last (possibly only) part, if any, and complete the upload."""
         if self.upload_id is None:
+            assert buffer is not None  # no part was sent: the first buffer is still here
             body = _PartBody(memoryview(buffer)[:length], self._stall_seconds)
             await _s3(
                 "PutObject",
                 self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body),  # type: ignore[arg-type]
             )
             return
-        if length:
+        if buffer is not None and length:
             await self.send(buffer, length)
         parts = await asyncio.gather(*self._tasks)
         await _s3(
@@ -578,10 +680,15 @@ def _observe_calls(client: S3Client, observe: CallObserver) -> None:
 
 @contextlib.asynccontextmanager
 async def open_blob_store(
-    settings: Settings, endpoints: Endpoints, *, observe: CallObserver | None = None
+    settings: Settings,
+    endpoints: Endpoints,
+    *,
+    observe: CallObserver | None = None,
+    budget: MemoryBudget | None = None,
 ) -> AsyncIterator[BlobStore]:
     """One S3 client for the process, closed on exit; observe (metrics) hears of
-    every S3 call."""
+    every S3 call; part buffers come from budget (None: a budget of its own, of
+    CASEVARS_MEMORY_BUDGET_BYTES)."""
     session = aiobotocore.session.get_session()
     async with session.create_client(
         "s3",
@@ -602,7 +709,9 @@ async def open_blob_store(
             endpoints.s3_bucket,
             part_size=settings.s3_part_size,
             parts_in_flight=settings.s3_parts_in_flight,
+            budget=MemoryBudget(settings.memory_budget_bytes) if budget is None else budget,
             stall_seconds=settings.s3_timeout_seconds,
+            memory_wait_seconds=settings.client_read_timeout_seconds,
         )
         try:
             yield store

@@ -62,9 +62,13 @@ class NewBlobs:
         self._pending.append(key)
         return key
 
-    async def put_stream(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> Blob:
+    async def put_stream(
+        self, chunks: AsyncIterable[bytes], *, max_bytes: int, size_hint: int | None = None
+    ) -> Blob:
         """Stream chunks into a new pending blob; ValueTooLarge past max_bytes."""
-        return await self._store.put_stream(await self._new_key(), chunks, max_bytes=max_bytes)
+        return await self._store.put_stream(
+            await self._new_key(), chunks, max_bytes=max_bytes, size_hint=size_hint
+        )
 
     async def put_bytes(self, content: bytes) -> Blob:
         """A new pending blob holding content already in memory."""
