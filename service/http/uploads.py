@@ -13,7 +13,7 @@ from aiohttp import web
 from service.camunda import jsontext, mime
 from service.camunda.javatypes import is_java_type_name
 from service.camunda.messages import missing_case_on_write
-from service.camunda.values import NO_FILENAME, file_info_problem
+from service.camunda.values import NO_FILENAME
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from service.http import keys, paths
 from service.http.body import NOT_SUPPORTED
@@ -166,7 +166,9 @@ def _binary_value(form: Form) -> NewValue | None:
     assert requested is not None
     media_type = None
     if requested in {"File", "file"}:
-        media_type = _file_media_type(data.content_type)
+        media_type = mime.parse(data.content_type or "application/octet-stream")
+        if media_type is None:
+            raise InvalidInput("Invalid mime type given", type_name=REST)
     # Camunda lower-cases only the first letter of a type name: "bytes" and "file" are
     # known, "BYTES" is not.
     resolved = {"bytes": "Bytes", "file": "File"}.get(requested[:1].lower() + requested[1:])
@@ -183,29 +185,4 @@ def _binary_value(form: Form) -> NewValue | None:
     value_info = {"filename": data.filename, "mimeType": media_type.essence}
     if "encoding" in media_type.parameters:
         value_info["encoding"] = media_type.parameters["encoding"]
-    return NewValue(type="File", value_info=_checked_file_info(value_info), blob=blob)
-
-
-def _file_media_type(content_type: str | None) -> mime.MediaType:
-    # Control characters never get here: aiohttp refuses a part header with one.
-    media_type = mime.parse(content_type or "application/octet-stream")
-    if media_type is None:
-        raise InvalidInput("Invalid mime type given", type_name=REST)
-    return media_type
-
-
-def _checked_file_info(value_info: dict[str, str]) -> dict[str, str]:
-    """A File's filename, mimeType and encoding, by the rules of values.py for every
-    route that writes one (downloads send them as headers); and UTF-8, which a part
-    header's bytes need not be."""
-    for key, text in value_info.items():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(
-                f"Invalid {key} given: not valid UTF-8", type_name=ILLEGAL_ARGUMENT
-            ) from None
-        problem = file_info_problem(key, text)
-        if problem is not None:
-            raise InvalidInput(problem, type_name=ILLEGAL_ARGUMENT)
-    return value_info
+    return NewValue(type="File", value_info=value_info, blob=blob)
