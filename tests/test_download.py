@@ -107,7 +107,42 @@ async def test_unsatisfiable_range_is_416(client, case_id, header):
     assert (await response.json())["type"] == "InvalidRequestException"
 
 
-@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=abc"])
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("BYTES=0-9", 0, 9),
+        ("Bytes=-5", 99995, 99999),
+        ("bytes=0000000000000000000000000000000000000010-19", 10, 19),
+        ("bytes=99990-" + "9" * 5000, 99990, 99999),
+        ("bytes=-" + "9" * 5000, 0, 99999),
+    ],
+)
+async def test_range_unit_in_any_case_and_numbers_of_any_length(
+    client, case_id, header, first, last
+):
+    response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
+    assert response.status == 206
+    assert response.headers["Content-Range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    assert await response.read() == CONTENT[first : last + 1]
+
+
+async def test_a_range_beginning_past_any_size_is_416(client, case_id):
+    header = "bytes=" + "9" * 5000 + "-"
+    response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
+    assert response.status == 416
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-1,5-6",
+        "items=0-1",
+        "bytes=abc",
+        "bytes=\u0661-\u0662",  # Arabic-Indic digits: \d, not RFC 9110's DIGIT
+        "bytes=\uff10-\uff15",  # fullwidth digits
+        "bytes\u00a0=0-1",  # a no-break space is no whitespace here
+    ],
+)
 async def test_other_ranges_get_the_whole_value(client, case_id, header):
     response = await client.get(data_url(case_id, "bytes"), headers={"Range": header})
     assert response.status == 200
@@ -217,3 +252,97 @@ async def test_content_lost_from_s3_is_answered_as_such(client, db, s3, endpoint
         assert body["type"] == "RestException"
         assert "the stored content of this value is lost" in body["message"]
         assert "casevars check" in body["message"]
+
+
+# --- stored values a header cannot carry (written before casevars checked them) ---------
+
+OCTETS = "application/octet-stream"
+# Stored valueInfo -> the Content-Type a download sends.
+UNSENDABLE = {
+    "header injection": (
+        {
+            "filename": "a\r\nX-Evil: 3",
+            "mimeType": "text/\r\nX-Evil: 1",
+            "encoding": "\r\nX-Evil: 2",
+        },
+        OCTETS,
+    ),
+    "control characters": (
+        {"filename": "a\x01b\x7f\x85.txt", "mimeType": "text/\x01", "encoding": "\x1b"},
+        OCTETS,
+    ),
+    "a quote that ends the quoted name": (
+        {"filename": "x\"; filename*=UTF-8''evil.html; a=\"", "mimeType": "text/plain"},
+        "text/plain",
+    ),
+    "a backslash": ({"filename": 'a\\" b.txt', "mimeType": "text/plain"}, "text/plain"),
+    "an 8,150-character name": (
+        {"filename": "n" * 8146 + ".pdf", "mimeType": "application/pdf", "encoding": "x y"},
+        "application/pdf",
+    ),
+    "parameters in the mime type": ({"filename": "a", "mimeType": "text/plain; a=b"}, OCTETS),
+    "not text": ({"filename": 7, "mimeType": ["text/plain"], "encoding": {"a": 1}}, OCTETS),
+}
+
+
+@pytest.mark.parametrize(("info", "content_type"), UNSENDABLE.values(), ids=UNSENDABLE.keys())
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_stored_metadata_no_header_can_carry_degrades_to_a_safe_answer(
+    client, db, case_id, info, content_type, method
+):
+    content = b"file content"
+    response = await upload(
+        client,
+        case_id,
+        "f",
+        part("valueType", b"File"),
+        part("data", content, "text/plain", filename="ok.txt"),
+    )
+    assert response.status == 204
+    await db.execute(
+        "UPDATE variable SET value_info = $1 WHERE case_instance_id = $2 AND name = 'f'",
+        info,
+        case_id,
+    )
+    response = await client.request(method, data_url(case_id, "f"))
+    assert response.status == 200
+    assert await response.read() == (content if method == "GET" else b"")
+    assert response.headers["Content-Length"] == str(len(content))
+    assert response.headers["Content-Type"] == content_type
+    assert "X-Evil" not in response.headers
+    assert "Set-Cookie" not in response.headers
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.isprintable()
+    assert len(disposition) < 4096
+    quoted, _, encoded = disposition.removeprefix('attachment; filename="').partition('"; ')
+    assert '"' not in quoted
+    assert "\\" not in quoted
+    assert encoded.startswith("filename*=UTF-8''")
+    assert ";" not in encoded
+    if isinstance(info["filename"], str) and len(info["filename"]) > 255:
+        assert quoted == "n" * 251 + ".pdf"
+    listed = await client.get(f"/case-instance/{case_id}/variables")
+    assert listed.status == 200
+
+
+async def test_stored_names_with_quotes_keep_them_in_the_encoded_form(client, db, case_id):
+    response = await upload(
+        client,
+        case_id,
+        "f",
+        part("valueType", b"File"),
+        part("data", b"x", "text/plain", filename="ok.txt"),
+    )
+    assert response.status == 204
+    info = {"filename": 'r\u00e9sum\u00e9 "final".pdf', "mimeType": "application/pdf"}
+    await db.execute(
+        "UPDATE variable SET value_info = $1 WHERE case_instance_id = $2 AND name = 'f'",
+        info,
+        case_id,
+    )
+    response = await client.get(data_url(case_id, "f"))
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="r\u00e9sum\u00e9 _final_.pdf"; '
+        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"
+    )

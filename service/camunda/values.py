@@ -36,10 +36,6 @@ NO_FILE_VALUE_INFO = "Cannot create file without valueInfo."
 NO_FILENAME = (
     "Cannot create file without filename! Please set a name into ValueInfo with key filename"
 )
-# A File's name, whichever route writes it; longer ones are refused. Downloads send it
-# twice in Content-Disposition (as is and percent-encoded), and proxies and clients
-# refuse header lines beyond 4-8 KiB.
-MAX_FILENAME_LENGTH = 255
 NOT_FILE_CONTENT = "Provided value is not of File, InputStream or byte[] type."
 # Camunda's text names 'filename' where it means 'mimeType' (sic).
 NULL_MIME_TYPE = (

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from typing import TypeGuard
 
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from service.camunda import mime
+from service.camunda.values import MAX_FILE_INFO_LENGTH, file_info_problem
 from service.errors import InvalidInput, RangeNotSatisfiable
 from service.http import keys, paths
 from service.http.logs import RELAYED_BYTES_KEY
@@ -143,6 +145,10 @@ class BlobResponse(web.StreamResponse):
 
 
 def binary_headers(variable: StoredVariable) -> dict[str, str]:
+    """Camunda's headers for the value. A stored mimeType, encoding or filename goes out
+    as it is only when the rules a write checks today (values.file_info_problem) allow
+    it; rows written before those checks may hold anything, and a header aiohttp
+    refuses would cut the response (or answer 500)."""
     headers = {"Accept-Ranges": "bytes"}
     if variable.blob is not None:
         headers["ETag"] = f'"{variable.blob.sha256.hex()}"'
@@ -150,21 +156,49 @@ def binary_headers(variable: StoredVariable) -> dict[str, str]:
         headers["Content-Type"] = "application/octet-stream"
         return headers
     info = variable.value_info
-    content_type = info.get("mimeType") or "application/octet-stream"
-    if info.get("encoding"):
-        content_type += f"; charset={info['encoding']}"
+    mime_type = info.get("mimeType")
+    content_type = "application/octet-stream"
+    if _sendable(mime_type, "mimeType"):
+        content_type = mime_type
+    encoding = info.get("encoding")
+    if _sendable(encoding, "encoding"):
+        content_type += f"; charset={encoding}"
     headers["Content-Type"] = content_type
-    headers["Content-Disposition"] = content_disposition(info.get("filename"))
+    filename = info.get("filename")
+    headers["Content-Disposition"] = content_disposition(
+        filename if isinstance(filename, str) else None
+    )
     return headers
 
 
+def _sendable(text: object, key: str) -> TypeGuard[str]:
+    return isinstance(text, str) and text != "" and file_info_problem(key, text) is None
+
+
+# What the quoted file name shows as `_`: control characters (C0, DEL, C1), and what
+# would end or escape the quoted string (user agents differ on backslash escapes).
+_UNQUOTABLE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\]')
+# A cut name keeps its extension if it has one this short.
+_MAX_EXTENSION = 16
+
+
 def content_disposition(filename: str | None) -> str:
-    """Camunda's form: the raw name, then RFC 5987 UTF-8 percent-encoding as Java's
-    URLEncoder does it, with %20 for a space."""
-    shown = "null" if filename is None else filename
-    # Control characters would let a stored name inject headers.
-    raw = re.sub(r"[\x00-\x1f\x7f]", "_", shown)
-    return f"attachment; filename=\"{raw}\"; filename*=UTF-8''{mime.url_encode(shown)}"
+    """Camunda's form: the name in quotes, then as RFC 8187 UTF-8 percent-encoding the
+    way Java's URLEncoder does it, with %20 for a space (user agents prefer that one).
+    In the quotes, `"`, a backslash and control characters are `_`. A name stored
+    before names were bounded is cut to MAX_FILE_INFO_LENGTH, its extension kept."""
+    name = "null" if filename is None else _cut(filename)
+    quoted = _UNQUOTABLE.sub("_", name)
+    return f"attachment; filename=\"{quoted}\"; filename*=UTF-8''{mime.url_encode(name)}"
+
+
+def _cut(filename: str) -> str:
+    if len(filename) <= MAX_FILE_INFO_LENGTH:
+        return filename
+    stem, dot, extension = filename.rpartition(".")
+    if dot and stem and len(extension) <= _MAX_EXTENSION:
+        return stem[: MAX_FILE_INFO_LENGTH - len(extension) - 1] + "." + extension
+    return filename[:MAX_FILE_INFO_LENGTH]
 
 
 def etag_matches(header: str, etag: str) -> bool:
@@ -175,22 +209,35 @@ def etag_matches(header: str, etag: str) -> bool:
     return etag in candidates
 
 
+# A number with more digits than this is beyond any value's size (and int() refuses
+# those of more than 4,300 digits).
+_MAX_RANGE_DIGITS = 20
+# `bytes=first-last`, `bytes=first-` or `bytes=-suffix`; the unit in any case, ASCII
+# digits only (\d would take other scripts' digits too).
+_RANGE = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE)
+
+
+def _range_number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return 10**_MAX_RANGE_DIGITS if len(digits) > _MAX_RANGE_DIGITS else int(digits)
+
+
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(first, last) of a single `bytes=` range; None to send the whole value.
     RangeNotSatisfiable when no byte of it exists."""
     if header is None:
         return None
-    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    match = _RANGE.fullmatch(header)
     if match is None or match.group(1) == match.group(2) == "":
         return None  # several ranges, another unit or nonsense: the whole value
     first_text, last_text = match.groups()
     if first_text == "":
-        length = int(last_text)
+        length = _range_number(last_text)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable("The range is not satisfiable", size=size)
         return max(0, size - length), size - 1
-    first = int(first_text)
-    last = size - 1 if last_text == "" else min(int(last_text), size - 1)
-    if first >= size or (last_text != "" and int(last_text) < first):
+    first = _range_number(first_text)
+    last = size - 1 if last_text == "" else min(_range_number(last_text), size - 1)
+    if first >= size or (last_text != "" and _range_number(last_text) < first):
         raise RangeNotSatisfiable("The range is not satisfiable", size=size)
     return first, last

@@ -13,7 +13,7 @@ from aiohttp import web
 from service.camunda import jsontext, mime
 from service.camunda.javatypes import is_java_type_name
 from service.camunda.messages import missing_case_on_write
-from service.camunda.values import NO_FILENAME
+from service.camunda.values import NO_FILENAME, file_info_problem
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from service.http import keys, paths
 from service.http.body import NOT_SUPPORTED
@@ -185,4 +185,22 @@ def _binary_value(form: Form) -> NewValue | None:
     value_info = {"filename": data.filename, "mimeType": media_type.essence}
     if "encoding" in media_type.parameters:
         value_info["encoding"] = media_type.parameters["encoding"]
-    return NewValue(type="File", value_info=value_info, blob=blob)
+    return NewValue(type="File", value_info=_checked_file_info(value_info), blob=blob)
+
+
+def _checked_file_info(value_info: dict[str, str]) -> dict[str, str]:
+    """A File's filename, mimeType and encoding, by the rules of values.py for every
+    route that writes one (downloads send them as headers); and UTF-8, which a part
+    header's bytes need not be. (aiohttp refuses a part header with a control
+    character; filename* can still spell one.)"""
+    for key, text in value_info.items():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"Invalid {key} given: not valid UTF-8", type_name=ILLEGAL_ARGUMENT
+            ) from None
+        problem = file_info_problem(key, text)
+        if problem is not None:
+            raise InvalidInput(problem, type_name=ILLEGAL_ARGUMENT)
+    return value_info
