@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import signal
 import subprocess
 import sys
@@ -304,13 +305,95 @@ async def test_the_cache_holds_digests_and_expires(users_file, monkeypatch):
 
 
 async def test_the_cache_is_bounded(users_file, monkeypatch):
-    monkeypatch.setattr(auth, "CACHE_MAX_ENTRIES", 3)
+    monkeypatch.setattr(auth, "CACHE_MAX_ENTRIES", 2)
     authenticator = Authenticator(read_users(users_file), [])
-    for index in range(5):
-        # Extra spaces make distinct headers for the same valid credentials.
-        header = "Basic" + " " * (index + 1) + basic("alice", USERS["alice"]).split()[1]
-        assert await authenticator.principal(header) == "user:alice"
-    assert len(authenticator._cache) == 3
+    for user, password in USERS.items():
+        assert await authenticator.principal(basic(user, password)) == f"user:{user}"
+    assert len(authenticator._cache) == 2
+
+
+async def test_the_cache_is_keyed_by_the_credentials_not_the_header(users_file, monkeypatch):
+    authenticator = Authenticator(read_users(users_file), [])
+    encoded = basic("alice", USERS["alice"]).split()[1]
+    for spaces in range(1, 4):
+        assert await authenticator.principal("Basic" + " " * spaces + encoded) == "user:alice"
+    (key,) = authenticator._cache
+    assert key != hashlib.sha256(f"Basic {encoded}".encode()).digest(), "keyed, not plain"
+    other = Authenticator(read_users(users_file), [])
+    await other.principal(basic("alice", USERS["alice"]))
+    assert set(other._cache) != {key}, "each process draws its own key"
+
+
+async def _queued(tasks):
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return sum(not task.done() for task in tasks)
+
+
+async def test_a_flood_of_wrong_passwords_does_not_hold_up_another_users_login(users_file):
+    """Structural: the good login is answered while almost the whole flood still waits
+    (with one queue for all, it came after every check queued before it)."""
+    authenticator = Authenticator(read_users(users_file), [])
+    flood = [
+        asyncio.create_task(authenticator.principal(basic("bob", f"guess {n}"))) for n in range(40)
+    ]
+    await _queued(flood)
+    assert await authenticator.principal(basic("alice", USERS["alice"])) == "user:alice"
+    assert sum(not task.done() for task in flood) >= 30
+    results = await asyncio.gather(*flood, return_exceptions=True)
+    assert all(isinstance(result, auth.Refused) for result in results)
+    assert authenticator.users_checking == 0, "no user name is left behind"
+
+
+async def test_made_up_user_names_queue_like_real_ones(users_file):
+    """An unknown user takes the same turns and the same bcrypt check as a known one."""
+    authenticator = Authenticator(read_users(users_file), [])
+    flood = [
+        asyncio.create_task(authenticator.principal(basic("mallory", f"guess {n}")))
+        for n in range(40)
+    ]
+    await _queued(flood)
+    assert await authenticator.principal(basic("alice", USERS["alice"])) == "user:alice"
+    assert sum(not task.done() for task in flood) >= 30
+    await asyncio.gather(*flood, return_exceptions=True)
+    assert authenticator.users_checking == 0
+
+
+async def test_concurrent_logins_with_the_same_credentials_cost_one_check(users_file, monkeypatch):
+    checks = 0
+    real_checkpw = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        nonlocal checks
+        checks += 1
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    authenticator = Authenticator(read_users(users_file), [])
+    header = basic("alice", USERS["alice"])
+    principals = await asyncio.gather(*(authenticator.principal(header) for _ in range(10)))
+    assert principals == ["user:alice"] * 10
+    assert checks == 1
+
+
+async def test_a_flood_against_the_service_leaves_other_logins_answered(make_client, tmp_path):
+    # bob's hash costs more (about 60 ms a check), so his flood is still queued when
+    # alice's login, checked alongside it, is answered.
+    slow = bcrypt.hashpw(b"bob", bcrypt.gensalt(rounds=10)).decode()
+    users = tmp_path / "users.htpasswd"
+    users.write_text(f"alice:{_hash(USERS['alice'])}\nbob:{slow}\n")
+    secured = await make_client(auth_file=users)
+    flood = [
+        asyncio.create_task(
+            secured.get(ANY_ROUTE, headers={"Authorization": basic("bob", f"guess {n}")})
+        )
+        for n in range(12)
+    ]
+    await asyncio.sleep(0.05)  # the flood's requests are in first
+    alice = {"Authorization": basic("alice", USERS["alice"])}
+    assert (await secured.get(ANY_ROUTE, headers=alice)).status == 200
+    assert sum(not task.done() for task in flood) >= 8
+    assert [r.status for r in await asyncio.gather(*flood)] == [401] * 12
 
 
 async def test_token_principal_is_a_fingerprint(tokens_file):

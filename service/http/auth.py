@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import hashlib
 import hmac
 import re
+import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 import bcrypt
@@ -44,14 +46,19 @@ MIN_TOKEN_CHARS = 16
 # bcrypt checks only the first 72 bytes of a password (and htpasswd hashes only those);
 # bcrypt>=5 refuses longer ones instead of cutting them.
 BCRYPT_MAX_PASSWORD_BYTES = 72
-# A bcrypt check takes 50-250 ms: a client's verified Basic credentials are remembered
-# this long, keyed by a SHA-256 of the header (never the password itself).
+# A bcrypt check takes 50-250 ms: verified Basic credentials are remembered this long,
+# keyed by an HMAC of user and password under a key the process draws at start (never
+# the password itself, nor a digest that could be brute-forced at SHA-256 speed).
 CACHE_SECONDS = 60.0
 CACHE_MAX_ENTRIES = 1024
 # bcrypt checks running at once in threads; more wait their turn, so a flood of bad
 # passwords cannot take every thread of the default executor (which also resolves
 # host names for the S3 and Postgres connections).
 CONCURRENT_CHECKS = 4
+# bcrypt checks running at once for one user name (known or not, alike): a flood of
+# guesses against one account waits behind itself, so the shared turns above go to
+# the others in order, and a good login waits for at most one check per other name.
+CHECKS_PER_USER = 1
 
 
 class Refused(Unauthenticated):
@@ -83,7 +90,11 @@ class Authenticator:
         # Unknown users are checked against this, so they take as long as known ones.
         self._dummy_hash = _dummy_hash(self._users.values()) if self._users else None
         self._cache: dict[bytes, tuple[str, float]] = {}
+        self._cache_key = secrets.token_bytes(32)
         self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
+        # user name -> (its turn, requests holding or waiting for it); an entry goes
+        # when its last request does, so made-up names leave nothing behind.
+        self._user_turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
         offered, schemes = [], []
         if self._users:
             offered.append("HTTP Basic credentials")
@@ -150,7 +161,7 @@ class Authenticator:
         if scheme.lower() == "bearer" and self._token_digests:
             return self._token(credentials)
         if scheme.lower() == "basic" and self._users:
-            return await self._basic(authorization, credentials)
+            return await self._basic(credentials)
         raise Refused("scheme", f"Unsupported authentication scheme: send {self._offered}")
 
     def _token(self, token: str) -> str:
@@ -164,7 +175,7 @@ class Authenticator:
             raise Refused("invalid", "Invalid credentials")
         return f"token:{digest.hex()[:12]}"
 
-    async def _basic(self, header: str, credentials: str) -> str:
+    async def _basic(self, credentials: str) -> str:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
@@ -172,23 +183,55 @@ class Authenticator:
         user, colon, password = decoded.partition(":")
         if not colon:
             raise Refused("malformed", "Malformed Basic credentials: expected user:password")
-        key = _sha256(header)
-        now = time.monotonic()
+        key = hmac.digest(self._cache_key, decoded.encode("utf-8", "surrogateescape"), "sha256")
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        async with self._user_turn(user):
+            # Requests with the same credentials that waited here find the first's result.
+            principal = self._cached(key)
+            if principal is not None:
+                return principal
+            stored = self._users.get(user)
+            assert self._dummy_hash is not None
+            secret = password.encode("utf-8", "surrogateescape")[:BCRYPT_MAX_PASSWORD_BYTES]
+            async with self._checks:
+                valid = await asyncio.to_thread(
+                    bcrypt.checkpw, secret, self._dummy_hash if stored is None else stored
+                )
+            if stored is None or not valid:
+                raise Refused("invalid", "Invalid credentials")
+            principal = f"user:{user}"
+            self._remember(key, principal, time.monotonic() + CACHE_SECONDS)
+            return principal
+
+    def _cached(self, key: bytes) -> str | None:
         cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        stored = self._users.get(user)
-        assert self._dummy_hash is not None
-        secret = password.encode("utf-8", "surrogateescape")[:BCRYPT_MAX_PASSWORD_BYTES]
-        async with self._checks:
-            valid = await asyncio.to_thread(
-                bcrypt.checkpw, secret, self._dummy_hash if stored is None else stored
-            )
-        if stored is None or not valid:
-            raise Refused("invalid", "Invalid credentials")
-        principal = f"user:{user}"
-        self._remember(key, principal, now + CACHE_SECONDS)
-        return principal
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _user_turn(self, user: str) -> AsyncIterator[None]:
+        """One of the CHECKS_PER_USER turns of this user name."""
+        turn, count = self._user_turns.get(user, (None, 0))
+        if turn is None:
+            turn = asyncio.Semaphore(CHECKS_PER_USER)
+        self._user_turns[user] = (turn, count + 1)
+        try:
+            async with turn:
+                yield
+        finally:
+            turn, count = self._user_turns[user]
+            if count == 1:
+                del self._user_turns[user]
+            else:
+                self._user_turns[user] = (turn, count - 1)
+
+    @property
+    def users_checking(self) -> int:
+        """User names with a check running or waiting (for tests and metrics)."""
+        return len(self._user_turns)
 
     def _remember(self, key: bytes, principal: str, expires: float) -> None:
         if len(self._cache) >= CACHE_MAX_ENTRIES:
