@@ -75,7 +75,10 @@ async def post_variable_data(request: web.Request) -> web.Response:
     app = request.app
     settings, repository = app[keys.SETTINGS], app[keys.REPOSITORY]
     auto_create = settings.auto_create_case_instances
-    may_store = auto_create or await repository.case_instance_exists(case_id)
+    # The upload belongs to the instance it started in: if that one is deleted meanwhile,
+    # the upload fails even when the id is created again before it ends.
+    incarnation = await repository.case_incarnation(case_id)
+    may_store = auto_create or incarnation is not None
     async with new_blobs(request) as blobs:
         form = Form()
         await read_form(
@@ -98,10 +101,11 @@ async def post_variable_data(request: web.Request) -> web.Response:
                     await repository.write_variables(
                         case_id,
                         {name: new},
-                        create_case_instance=settings.auto_create_case_instances,
+                        create_case_instance=auto_create and incarnation is None,
+                        incarnation=incarnation,
                     )
             except NoSuchCaseInstance:
-                # Deleted while the value was streaming.
+                # Deleted (and maybe created again) while the value was streaming.
                 raise _upload_to_missing_case(case_id, name, object_mode=object_mode) from None
     return web.Response(status=204)
 

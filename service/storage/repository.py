@@ -239,6 +239,15 @@ class Repository:
             )
         return [_variable(row) for row in rows]
 
+    async def case_incarnation(self, case_id: str) -> int | None:
+        """Which life of its id the case instance is (migrations/0004), None when it
+        does not exist: a write that must land in this very instance passes it on."""
+        async with self._connection("case_incarnation") as connection:
+            incarnation: int | None = await connection.fetchval(
+                "SELECT incarnation FROM case_instance WHERE id = $1", case_id
+            )
+            return incarnation
+
     async def case_instance_exists(self, case_id: str) -> bool:
         async with self._connection("case_instance_exists") as connection:
             return bool(
@@ -252,16 +261,19 @@ class Repository:
         deletions: Sequence[str] = (),
         *,
         create_case_instance: bool = False,
+        incarnation: int | None = None,
     ) -> None:
         """Set and delete variables in one transaction. Blobs the variables pointed at
         before become garbage (trigger of migrations/0003).
 
         NoSuchCaseInstance when the case instance does not exist and may not be
-        created; LostPendingBlob when a new blob is no longer pending.
+        created, or is not the given incarnation (deleted and created again since);
+        LostPendingBlob when a new blob is no longer pending.
         """
         try:
             async with self._connection("write_variables") as connection:
-                if len(values) == 1 and not deletions and not create_case_instance:
+                single = len(values) == 1 and not deletions and incarnation is None
+                if single and not create_case_instance:
                     # The common case, a single write, is a single statement.
                     ((name, new),) = values.items()
                     if new.blob is None:
@@ -273,7 +285,7 @@ class Repository:
                             "INSERT INTO case_instance (id) VALUES ($1) ON CONFLICT DO NOTHING",
                             case_id,
                         )
-                    await self._write(connection, case_id, values, deletions)
+                    await self._write(connection, case_id, values, deletions, incarnation)
         except asyncpg.ForeignKeyViolationError:
             raise NoSuchCaseInstance(case_id) from None
 
@@ -283,13 +295,14 @@ class Repository:
         case_id: str,
         values: Mapping[str, NewValue],
         deletions: Sequence[str],
+        incarnation: int | None = None,
     ) -> None:
         # Holding the case row keeps a concurrent DELETE of the case instance out and
         # tells a missing case instance apart even when only deleting.
-        exists = await connection.fetchval(
-            "SELECT 1 FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
+        found = await connection.fetchval(
+            "SELECT incarnation FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
         )
-        if not exists:
+        if found is None or incarnation not in (None, found):
             raise NoSuchCaseInstance(case_id)
         if deletions:
             await connection.execute(
