@@ -5,7 +5,13 @@ filter and paging parameters."""
 from __future__ import annotations
 
 from service.camunda.queries import MAX_INTEGER, VARIABLE_OPERATORS
-from service.http.cases import SORT_KEYS, UNSUPPORTED_FILTERS
+from service.http.cases import (
+    MAX_QUERY_CONDITIONS,
+    MAX_SORTING_ENTRIES,
+    MAX_TENANT_IDS,
+    SORT_KEYS,
+    UNSUPPORTED_FILTERS,
+)
 from service.http.openapi.blocks import (
     BAD_JSON,
     CASE_ID,
@@ -100,7 +106,7 @@ def _query_body_schema() -> Json:
         "businessKey": nullable_text,
         "caseDefinitionKey": nullable_text,
         "caseDefinitionId": nullable_text,
-        "tenantIdIn": nullable({"type": "array", "items": TEXT}),
+        "tenantIdIn": nullable({"type": "array", "maxItems": MAX_TENANT_IDS, "items": TEXT}),
         "withoutTenantId": flag,
         "active": flag,
         "completed": flag,
@@ -110,6 +116,7 @@ def _query_body_schema() -> Json:
         "variables": nullable(
             {
                 "type": "array",
+                "maxItems": MAX_QUERY_CONDITIONS,
                 "items": {
                     "type": "object",
                     "required": ["name", "operator"],
@@ -130,6 +137,7 @@ def _query_body_schema() -> Json:
         "sorting": nullable(
             {
                 "type": "array",
+                "maxItems": MAX_SORTING_ENTRIES,
                 "items": {
                     "type": "object",
                     "required": ["sortBy", "sortOrder"],
@@ -203,13 +211,14 @@ _QUERY_FILTERS = {
     "businessKey": "Exactly this business key.",
     "caseDefinitionKey": "Exactly this case definition key.",
     "caseDefinitionId": "Exactly this case definition id.",
-    "tenantIdIn": "A comma-separated list of tenant ids.",
+    "tenantIdIn": f"A comma-separated list of at most {MAX_TENANT_IDS} tenant ids.",
     "withoutTenantId": f"Only instances without a tenant. {_FLAG_TEXT}",
     "active": f"Every casevars instance is active. {_FLAG_TEXT}",
     "completed": f"Matches nothing when true (instances are never completed). {_FLAG_TEXT}",
     "terminated": f"Matches nothing when true (instances are never terminated). {_FLAG_TEXT}",
     "variables": (
-        "Comma-separated `name_operator_value` conditions, operator one of "
+        f"Comma-separated `name_operator_value` conditions (at most {MAX_QUERY_CONDITIONS}), "
+        "operator one of "
         f"{', '.join(VARIABLE_OPERATORS)}. A value in the query string is text (or a date in "
         "the REST format); compare numbers and booleans through the JSON body of "
         "`POST /case-instance`."
@@ -231,10 +240,11 @@ _BOOLEAN_FILTERS = (
     "variableValuesIgnoreCase",
 )
 _QUERY_FILTER_SCHEMAS: Json = {
-    "tenantIdIn": {"type": "array", "items": TEXT},
+    "tenantIdIn": {"type": "array", "maxItems": MAX_TENANT_IDS, "items": TEXT},
     **{name: {"type": "boolean"} for name in _BOOLEAN_FILTERS},
     "variables": {
         "type": "array",
+        "maxItems": MAX_QUERY_CONDITIONS,
         "items": {
             "type": "string",
             "pattern": f"^[^_,]*_(?:{'|'.join(VARIABLE_OPERATORS)})_[^_,]*$",

@@ -4,9 +4,10 @@ responses."""
 
 from __future__ import annotations
 
-from service.camunda.values import TYPE_NAMES
+from service.camunda.values import MAX_FILE_INFO_LENGTH, TYPE_NAMES
 from service.http.openapi.blocks import TEXT, Json, error, nullable, ref, schema
 from service.http.paths import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 
 # The example path values: tests/test_openapi.py creates these before schemathesis runs.
 EXAMPLE_CASE_ID = "order-4711"
@@ -21,7 +22,13 @@ def _lower_first(type_name: str) -> str:
 
 def values_in() -> Json:
     """A map of variable names to value objects, as request bodies give it."""
-    return nullable({"type": "object", "additionalProperties": schema("VariableValueIn")})
+    return nullable(
+        {
+            "type": "object",
+            "maxProperties": MAX_MODIFICATIONS,
+            "additionalProperties": schema("VariableValueIn"),
+        }
+    )
 
 
 def error_schema() -> Json:
@@ -54,12 +61,15 @@ def value_schemas() -> Json:
                 "Per type: File takes `filename` (required), `mimeType`, `encoding`; "
                 "Object takes `objectTypeName` and `serializationDataFormat`; every type "
                 "takes `transient` (a boolean: the value is used for this request only "
-                "and never stored). Other keys are ignored."
+                "and never stored). Other keys are ignored. A File's `mimeType` is "
+                "`type/subtype` of RFC 9110 tokens without parameters, its `encoding` a "
+                "token, its `filename` free of control characters (they become download "
+                "headers; 400 `IllegalArgumentException` otherwise)."
             ),
             "properties": {
-                "filename": TEXT,
-                "mimeType": TEXT,
-                "encoding": TEXT,
+                "filename": {"type": "string", "maxLength": MAX_FILE_INFO_LENGTH},
+                "mimeType": {"type": "string", "maxLength": MAX_FILE_INFO_LENGTH},
+                "encoding": {"type": "string", "maxLength": MAX_FILE_INFO_LENGTH},
                 "objectTypeName": TEXT,
                 "serializationDataFormat": TEXT,
                 "transient": {"type": "boolean"},
@@ -128,7 +138,7 @@ def value_schemas() -> Json:
             ),
             "properties": {
                 "modifications": values_in(),
-                "deletions": nullable({"type": "array", "items": TEXT}),
+                "deletions": nullable({"type": "array", "maxItems": MAX_DELETIONS, "items": TEXT}),
             },
         },
     }

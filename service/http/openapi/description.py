@@ -3,8 +3,16 @@ authentication, and where it differs from Camunda."""
 
 from __future__ import annotations
 
-from service.http.cases import UNSUPPORTED_FILTERS
+from service.camunda.jsontext import MAX_DEPTH
+from service.http.body import MAX_BODY_DEPTH
+from service.http.cases import (
+    MAX_QUERY_CONDITIONS,
+    MAX_SORTING_ENTRIES,
+    MAX_TENANT_IDS,
+    UNSUPPORTED_FILTERS,
+)
 from service.http.paths import MAX_ID_LENGTH
+from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 
 DESCRIPTION = f"""\
 casevars implements Camunda 7's REST API for the variables of case instances. Paths
@@ -46,7 +54,13 @@ client made, casevars answers the 4xx the client can act on, with the same `type
   silently ignored (casevars has no process instances, deployments or case
   hierarchies);
 - text containing the NUL character, ids and names longer than {MAX_ID_LENGTH}
-  characters: 400;
+  characters: 400; a path whose id or name is `.` or `..` or holds `/` (`%2F`): 404;
+- a value nesting arrays and objects more than {MAX_DEPTH} levels, a JSON body more
+  than {MAX_BODY_DEPTH}, a File `mimeType`, `encoding` or `filename` no header can
+  carry: 400 (Camunda stores them and fails to read or download them);
+- more than {MAX_MODIFICATIONS} modifications or {MAX_DELETIONS} deletions in one
+  request, more than {MAX_QUERY_CONDITIONS} variable conditions, {MAX_TENANT_IDS}
+  tenant ids or {MAX_SORTING_ENTRIES} sorting entries in one query: 400;
 - bodies and uploads over their configured limits (`CASEVARS_MAX_JSON_BYTES`,
   `CASEVARS_MAX_UPLOAD_BYTES`): 413 as soon as the limit is crossed;
 - a client that sends nothing for `CASEVARS_CLIENT_READ_TIMEOUT_SECONDS`: 408, and the
