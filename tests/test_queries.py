@@ -423,3 +423,28 @@ async def test_a_statement_postgres_cannot_take_is_no_outage(endpoints):
     with pytest.raises(asyncpg.InterfaceError) as closed_pool:
         await pool.fetchval("SELECT 1")
     assert is_outage(closed_pool.value)
+
+
+async def test_conditions_at_the_bound_match_as_each_one_does(world):
+    # One grouped pass over the variables answers them all (one EXISTS each made
+    # Postgres plan 100 conditions for seconds).
+    exact = [
+        {"name": "amount", "operator": "eq", "value": 42},
+        {"name": "label", "operator": "eq", "value": "Item-42"},
+        {"name": "even", "operator": "eq", "value": True},
+    ]
+    filler = [{"name": "amount", "operator": "gteq", "value": 0}]
+    filler *= MAX_QUERY_CONDITIONS - len(exact)
+    body = {"variables": exact + filler}
+    assert await ids(await world.post("/case-instance", json=body)) == ["case-042"]
+    body["variables"][0]["value"] = 43
+    assert await count(world, body=body) == 0
+    ignoring_case = {
+        "variables": [{"name": "LABEL", "operator": "like", "value": "item-4_"}] * 50
+        + [{"name": "Amount", "operator": "lt", "value": 45}] * 50,
+        "variableNamesIgnoreCase": True,
+        "variableValuesIgnoreCase": True,
+    }
+    assert await ids(await world.post("/case-instance", json=ignoring_case)) == [
+        f"case-{i:03d}" for i in range(40, 45)
+    ]

@@ -582,15 +582,32 @@ def _read_json_string(text: str) -> str:
 
 def _java_text(value: Any) -> str:
     """What Java's toString() prints for the object Jackson made of a JSON value."""
+    parts: list[str] = []
+    _java_parts(value, parts)
+    return "".join(parts)
+
+
+def _java_parts(value: Any, parts: list[str]) -> None:
+    # Pieces joined once at the end: nested lists copied level by level would cost
+    # their text times their depth.
     if value is None or isinstance(value, bool):
-        return str(value).lower() if value is not None else "null"
-    if isinstance(value, float):
-        return _java_double(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_java_text(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key}={_java_text(item)}" for key, item in value.items()) + "}"
-    return str(value)  # str and int print as themselves
+        parts.append(str(value).lower() if value is not None else "null")
+    elif isinstance(value, float):
+        parts.append(_java_double(value))
+    elif isinstance(value, list):
+        parts.append("[")
+        for index, item in enumerate(value):
+            parts.append(", " if index else "")
+            _java_parts(item, parts)
+        parts.append("]")
+    elif isinstance(value, dict):
+        parts.append("{")
+        for index, (key, item) in enumerate(value.items()):
+            parts.append(f", {key}=" if index else f"{key}=")
+            _java_parts(item, parts)
+        parts.append("}")
+    else:
+        parts.append(str(value))  # str and int print as themselves
 
 
 def _java_double(number: float) -> str:
