@@ -208,13 +208,16 @@ class _Connection(RequestHandler):
     # start() answers in order, each a RawRequestMessage or an _ErrInfo for a refused
     # one, with its payload), _waiter (the future start() awaits while the queue is
     # empty), _next_keepalive_close_time (when the idle timer may close the connection; it
-    # reschedules itself while that lies ahead), _force_close and _close; handle_error()
-    # and log_exception(), which start() and _handle_request() call.
-    __slots__ = ("_header_timer", "_last_payload", "_options")
+    # reschedules itself while that lies ahead), _force_close and _close; handle_error(),
+    # log_exception() and finish_response(), which start() and _handle_request() call
+    # (the last writes the response and its access log line; start() then reads the
+    # rest of an unread body for lingering_time unless the connection is closed).
+    __slots__ = ("_header_timer", "_last_payload", "_options", "close_after_response")
 
     def __init__(self, manager: web.Server, options: _ConnectionOptions, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._options = options
+        self.close_after_response = False
         self._header_timer: asyncio.TimerHandle | None = None
         # The body of the last request parsed; bytes that arrive while it is complete
         # begin the next request.
@@ -266,6 +269,14 @@ class _Connection(RequestHandler):
         self._stop_header_timer()
         super().connection_lost(exc)
 
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        answered = await super().finish_response(request, resp, start_time)
+        if self.close_after_response:
+            self.force_close()  # the response is in the transport, which sends it first
+        return answered
+
     def handle_error(
         self,
         request: web.BaseRequest,
@@ -286,6 +297,16 @@ class _Connection(RequestHandler):
         self._options.connection_failure(
             message, error if isinstance(error, BaseException) else None
         )
+
+
+def close_after_response(request: web.BaseRequest) -> None:
+    """End the request's connection once its response is sent, instead of reading on
+    the rest of an unread body for aiohttp's lingering_time (10 s): for a client that
+    stopped sending, whose rest will not come. Connections of app_runner only (others,
+    such as a test server's, linger as aiohttp does)."""
+    protocol = request.protocol
+    if isinstance(protocol, _Connection):
+        protocol.close_after_response = True
 
 
 # --- aiohttp under aiobotocore: request bodies -------------------------------------------

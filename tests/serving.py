@@ -91,14 +91,17 @@ class CutResponse(AssertionError):
 
 
 def exchange(port: int, raw: bytes, *, head: bool = False, timeout: float = 10.0) -> Answer:
-    """Send raw (a whole request that asks for `Connection: close`) and read the one
-    answer to the end of the connection. CutResponse when the body is shorter than its
-    Content-Length; TimeoutError (socket.timeout) when nothing comes for timeout seconds."""
+    """Send raw (a whole request) and read its one answer: to its Content-Length, or to
+    the end of the connection without one. (A connection whose request was refused
+    before its body ended stays open a while after the answer: aiohttp reads on and
+    discards what still comes, so that the client sees the answer rather than a reset.)
+    CutResponse when the body is shorter than its Content-Length; TimeoutError
+    (socket.timeout) when nothing comes for timeout seconds."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(raw)
         received = bytearray()
-        while True:
+        while not _complete(bytes(received), head=head):
             try:
                 chunk = sock.recv(65536)
             except ConnectionResetError:
@@ -109,9 +112,26 @@ def exchange(port: int, raw: bytes, *, head: bool = False, timeout: float = 10.0
     return parse_answer(bytes(received), head=head)
 
 
+def _complete(received: bytes, *, head: bool) -> bool:
+    if b"\r\n\r\n" not in received:
+        return False
+    answer, missing = _parse(received, head=head)
+    return missing == 0 and (
+        head or answer.status in {204, 304} or "content-length" in answer.headers
+    )
+
+
 def parse_answer(received: bytes, *, head: bool = False) -> Answer:
     if b"\r\n\r\n" not in received:
         raise CutResponse(f"no complete head in {received[:200]!r}")
+    answer, missing = _parse(received, head=head)
+    if missing:
+        raise CutResponse(f"{missing} bytes missing from a {answer.status} body")
+    return answer
+
+
+def _parse(received: bytes, *, head: bool) -> tuple[Answer, int]:
+    """The answer in received, and how many bytes its Content-Length still wants."""
     head_bytes, _, rest = received.partition(b"\r\n\r\n")
     status_line, *lines = head_bytes.decode("latin-1").split("\r\n")
     headers = {}
@@ -120,10 +140,8 @@ def parse_answer(received: bytes, *, head: bool = False) -> Answer:
         headers[name.strip().lower()] = value.strip()
     status = int(status_line.split()[1])
     if head or status in {204, 304} or 100 <= status < 200:
-        return Answer(status, headers, b"")
+        return Answer(status, headers, b""), 0
     if "content-length" in headers:
         length = int(headers["content-length"])
-        if len(rest) < length:
-            raise CutResponse(f"{len(rest)} of {length} bytes of a {status} body")
-        return Answer(status, headers, rest[:length])
-    return Answer(status, headers, rest)
+        return Answer(status, headers, rest[:length]), max(0, length - len(rest))
+    return Answer(status, headers, rest), 0

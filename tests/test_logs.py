@@ -24,6 +24,7 @@ from service.app import create_app
 from service.http.logs import AccessLogger
 from tests.conftest import casevars_env, free_port, new_id, settings_for_tests
 from tests.forms import FORM, body, data_url, part, pattern
+from tests.serving import Serve, exchange
 
 TOKEN = "log-test-token-0123456789"
 SECRET_QUERY = "q-secret-value"
@@ -259,3 +260,58 @@ def test_serve_writes_json_lines_from_start_to_stop(endpoints, tmp_path):
     password = urlsplit(endpoints.dsn).password
     if password:
         assert password not in everything
+
+
+# --- requests the HTTP layer refuses before any handler ------------------------------
+
+REFUSED = {
+    "stray-cr": f"GET /health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\r\n\r\n",
+    "non-ascii-url": f"GET /case-instance/{TOKEN}\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad-header": f"GET / HTTP/1.1\r\nHost: x\r\nX-{TOKEN}\x01: v\r\n\r\n",
+    "bad-chunk": (
+        "PUT /case-instance/c/variables/v HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        f"\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer {TOKEN}\r\n\r\n{TOKEN}\r\n"
+    ),
+    "long-header": f"GET / HTTP/1.1\r\nHost: x\r\nX-Long: {TOKEN}{'t' * 9000}\r\n\r\n",
+    "late-headers": f"GET /health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}",
+}
+
+
+def test_refusals_answer_in_camunda_format_and_log_one_line_without_secrets(endpoints, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    serve = Serve(
+        endpoints,
+        tmp_path,
+        CASEVARS_AUTH_TOKENS_FILE=str(tokens),
+        CASEVARS_HEADER_TIMEOUT_SECONDS="1",
+    )
+    try:
+        serve.wait_ready()
+        answers = {
+            name: exchange(serve.port, raw.encode("utf-8", "surrogateescape"))
+            for name, raw in REFUSED.items()
+        }
+        serve.process.send_signal(signal.SIGTERM)
+        serve.process.wait(60)
+    finally:
+        serve.stop()
+    for name, answer in answers.items():
+        assert answer.status == (408 if name == "late-headers" else 400), name
+        error = json.loads(answer.body)
+        assert set(error) == {"type", "message", "code"}
+        assert error["type"] == "RestException"
+        assert TOKEN not in error["message"]
+        assert answer.headers["x-request-id"]
+    log = serve.log.read_text()
+    assert TOKEN not in log
+    lines = _json_lines(log)  # every line is JSON: nothing of aiohttp's own text
+    refused = [
+        line for line in lines if line["event"] == "request" and line["status"] in {400, 408}
+    ]
+    assert len(refused) == len(REFUSED)
+    ids = {answer.headers["x-request-id"] for answer in answers.values()}
+    assert {line["request_id"] for line in refused} == ids
+    assert all(line["route"] is None for line in refused)
+    reasons = [line for line in lines if line["event"] == "request.refused"]
+    assert {line["request_id"] for line in reasons} == ids

@@ -588,6 +588,34 @@ async def test_what_aiohttp_would_log_goes_to_connection_failure():
     assert isinstance(error, web.RequestPayloadError)
 
 
+@pytest.mark.parametrize("close", [True, False], ids=["closed-at-once", "lingering"])
+async def test_close_after_response_skips_the_lingering_read(close):
+    async def handler(request: web.Request) -> web.Response:
+        await request.content.readexactly(3)  # then the client stops sending
+        if close:
+            private_api.close_after_response(request)
+        response = web.Response(status=408, text="stalled")
+        response.force_close()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with _serve_hardened(app) as (port, _), _connection(port) as (reader, writer):
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+        answer = await _read_response(reader)
+        started = time.monotonic()
+        try:
+            rest = await asyncio.wait_for(reader.read(), 2)
+        except TimeoutError:
+            rest = None  # still open: aiohttp reads on for lingering_time (10 s)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    if close:
+        assert rest == b""
+        assert time.monotonic() - started < 1
+    else:
+        assert rest is None
+
+
 async def test_runner_keywords_reach_every_connection():
     async with (
         _serve_hardened(_echo_app(), max_field_size=100) as (port, seen),

@@ -13,7 +13,12 @@ from aiohttp.typedefs import Handler
 
 from service import errors
 from service.http.logs import REQUEST_ID_KEY
-from service.private_api import PARSER_ERRORS, HeadersTimeout, parser_problem
+from service.private_api import (
+    PARSER_ERRORS,
+    HeadersTimeout,
+    close_after_response,
+    parser_problem,
+)
 
 log = structlog.get_logger("casevars.http")
 
@@ -119,7 +124,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             response.force_close()
         return response
     except (errors.UploadAborted, web.RequestPayloadError) as error:
-        return _ending(error)
+        return _ending(request, error)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -144,7 +149,9 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-def _ending(error: errors.UploadAborted | web.RequestPayloadError) -> web.Response:
+def _ending(
+    request: web.Request, error: errors.UploadAborted | web.RequestPayloadError
+) -> web.Response:
     """The client went away or stalled, or aiohttp could not decode its body (a
     malformed chunk or content encoding): nothing more can be read, and whatever the
     client gets (if anything) ends the connection."""
@@ -153,6 +160,8 @@ def _ending(error: errors.UploadAborted | web.RequestPayloadError) -> web.Respon
     else:
         log.info("request.aborted", reason=str(error))
         response = error_response(408, "RestException", f"Upload aborted: {error}")
+        # Gone or stalled: the rest of its body will not come, nothing to wait for.
+        close_after_response(request)
     response.force_close()
     return response
 
