@@ -131,8 +131,9 @@ class HeadersTimeout(Exception):
 
 # Builds the answer to a request refused before any handler ran or that failed outside
 # every handler: status 400 (aiohttp's parser refused it; error is the parser's
-# HttpProcessingError, whose message quotes request bytes), 408 (HeadersTimeout), 500
-# (an exception escaped the handler) or 504 (a TimeoutError did).
+# HttpProcessingError, whose message quotes request bytes), 408 (HeadersTimeout), the
+# status of a web.HTTPException raised outside every middleware (error is it), 500 (an
+# exception escaped the handler) or 504 (a TimeoutError did).
 Refusal = Callable[[web.BaseRequest, int, BaseException | None], web.StreamResponse]
 # Told about an error aiohttp would log with a traceback ("Unhandled exception" and the
 # like); the message is aiohttp's own text, never request bytes.
@@ -148,9 +149,10 @@ def app_runner(
     **kwargs: Any,
 ) -> web.AppRunner:
     """web.AppRunner(app, **kwargs) whose connections also
-    - answer what aiohttp refuses before any handler (a request its parser refuses) with
-      refusal(...), instead of aiohttp's plain text that quotes the request's bytes,
-      and report errors through connection_failure instead of aiohttp's logger;
+    - answer what aiohttp refuses before any handler (a request its parser refuses, an
+      HTTPException raised outside every middleware) with refusal(...), instead of
+      aiohttp's plain text that quotes the request's bytes, and report errors through
+      connection_failure instead of aiohttp's logger;
     - give a request header_timeout seconds from its first byte for its line and
       headers, then answer it with refusal(request, 408, HeadersTimeout()) (the idle
       time before that first byte is aiohttp's keepalive_timeout);
@@ -272,6 +274,10 @@ class _Connection(RequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            # Raised where no middleware answers it: by the expect handler of a path no
+            # route matches (aiohttp's 417, plain text quoting the Expect header).
+            resp = self._options.refusal(request, resp.status, resp)
         answered = await super().finish_response(request, resp, start_time)
         if self.close_after_response:
             self.force_close()  # the response is in the transport, which sends it first

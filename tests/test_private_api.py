@@ -588,6 +588,20 @@ async def test_what_aiohttp_would_log_goes_to_connection_failure():
     assert isinstance(error, web.RequestPayloadError)
 
 
+async def test_an_http_exception_outside_every_middleware_goes_to_refusal():
+    """aiohttp's expect handler of a path no route matches raises HTTPExpectationFailed
+    before any middleware runs."""
+    app = web.Application()  # no route at all
+    async with _serve_hardened(app) as (port, seen), _connection(port) as (reader, writer):
+        writer.write(b"GET /nowhere HTTP/1.1\r\nHost: t\r\nExpect: s3cr3t\r\n\r\n")
+        answer = await _read_response(reader)
+    assert answer.startswith(b"HTTP/1.1 417 ")
+    assert answer.endswith(b"refused 417")
+    [(status, error)] = seen.refusals
+    assert status == 417
+    assert isinstance(error, web.HTTPExpectationFailed)
+
+
 @pytest.mark.parametrize("close", [True, False], ids=["closed-at-once", "lingering"])
 async def test_close_after_response_skips_the_lingering_read(close):
     async def handler(request: web.Request) -> web.Response:

@@ -335,3 +335,14 @@ async def test_idle_and_half_sent_requests_do_not_hold_shutdown(serve_factory):
     for reader, writer in (silent, answered, half):
         assert await _until_closed(reader, 5) == b""
         writer.close()
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/health/live", "/case-instance/c/variables/v"])
+async def test_an_unknown_expectation_is_417_in_camunda_format(serve_factory, path):
+    serve = await serve_factory()
+    status, payload = await serve.request(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nExpect: s3cr3t-expectation\r\n\r\n".encode()
+    )
+    assert status == 417
+    error = assert_camunda_error(payload, "HTTP 417 Expectation Failed")
+    assert "s3cr3t" not in str(error["message"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.typedefs import Handler
 
 from service.http import cases, downloads, openapi, ops, uploads, variables
 from service.http.errors import answer_before_middlewares
@@ -18,55 +19,43 @@ ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = None) -> None:
-    """expect_handler answers `Expect: 100-continue` on routes that take a body."""
-    router = app.router
-    body = {"expect_handler": _expecting(expect_handler)}
-    router.add_get("/health/live", ops.live, name="health-live", allow_head=False)
-    router.add_get("/health/ready", ops.ready, name="health-ready", allow_head=False)
-    router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
-    router.add_get("/openapi.json", openapi.serve, name="openapi", allow_head=False)
+    """expect_handler answers `Expect: 100-continue`: it may refuse a body before it
+    is sent (auth.py)."""
+    expect = _expecting(expect_handler)
 
-    router.add_get("/case-instance", cases.list_case_instances, name="case-list", allow_head=False)
-    router.add_post("/case-instance", cases.query_case_instances, name="case-query", **body)
-    router.add_get(
-        "/case-instance/count", cases.count_case_instances, name="case-count", allow_head=False
-    )
-    router.add_post(
-        "/case-instance/count",
-        cases.query_case_instance_count,
-        name="case-query-count",
-        **body,
-    )
-    router.add_post(
-        "/case-definition/key/{key}/create",
-        cases.create_from_definition,
-        name="case-create",
-        **body,
-    )
-    router.add_get(CASE, cases.get_case_instance, name="case-get", allow_head=False)
-    router.add_put(CASE, cases.put_case_instance, name="case-put", **body)
-    router.add_delete(CASE, cases.delete_case_instance, name="case-delete")
+    def route(method: str, path: str, handler: Handler, name: str) -> None:
+        app.router.add_route(method, path, handler, name=name, expect_handler=expect)
 
-    router.add_get(
-        CASE + "/variables", variables.get_variables, name="variables-get", allow_head=False
-    )
-    router.add_post(
-        CASE + "/variables", variables.modify_variables, name="variables-modify", **body
-    )
-    router.add_get(VARIABLE, variables.get_variable, name="variable-get", allow_head=False)
-    router.add_put(VARIABLE, variables.put_variable, name="variable-put", **body)
-    router.add_delete(VARIABLE, variables.delete_variable, name="variable-delete")
-    router.add_get(VARIABLE + "/data", downloads.get_variable_data, name="variable-data-get")
-    router.add_post(
-        VARIABLE + "/data", uploads.post_variable_data, name="variable-data-post", **body
-    )
+    route("GET", "/health/live", ops.live, "health-live")
+    route("GET", "/health/ready", ops.ready, "health-ready")
+    route("GET", "/metrics", ops.metrics, "metrics")
+    route("GET", "/openapi.json", openapi.serve, "openapi")
+
+    route("GET", "/case-instance", cases.list_case_instances, "case-list")
+    route("POST", "/case-instance", cases.query_case_instances, "case-query")
+    route("GET", "/case-instance/count", cases.count_case_instances, "case-count")
+    route("POST", "/case-instance/count", cases.query_case_instance_count, "case-query-count")
+    route("POST", "/case-definition/key/{key}/create", cases.create_from_definition, "case-create")
+    route("GET", CASE, cases.get_case_instance, "case-get")
+    route("PUT", CASE, cases.put_case_instance, "case-put")
+    route("DELETE", CASE, cases.delete_case_instance, "case-delete")
+
+    route("GET", CASE + "/variables", variables.get_variables, "variables-get")
+    route("POST", CASE + "/variables", variables.modify_variables, "variables-modify")
+    route("GET", VARIABLE, variables.get_variable, "variable-get")
+    route("PUT", VARIABLE, variables.put_variable, "variable-put")
+    route("DELETE", VARIABLE, variables.delete_variable, "variable-delete")
+    route("GET", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
+    route("HEAD", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
+    route("POST", VARIABLE + "/data", uploads.post_variable_data, "variable-data-post")
 
 
 def _expecting(then: ExpectHandler | None) -> ExpectHandler:
-    """The expect handler of the routes that take a body: `100-continue` goes to `then`
-    (or gets aiohttp's 100 Continue); any other expectation is refused with a 417 in
-    Camunda's format (aiohttp's own refusal is plain text). As in aiohttp, HTTP/1.0
-    requests have no expectations."""
+    """The expect handler of every route: `100-continue` goes to `then` (or gets
+    aiohttp's 100 Continue); any other expectation is refused with a 417 in Camunda's
+    format (aiohttp's own refusal is plain text, and quotes the header). As in aiohttp,
+    HTTP/1.0 requests have no expectations. (A path no route matches gets aiohttp's
+    refusal, which serve's runner answers in Camunda's format too.)"""
 
     async def expect(request: web.Request) -> web.StreamResponse | None:
         expectation = request.headers.get(hdrs.EXPECT, "")
