@@ -315,3 +315,11 @@ def test_refusals_answer_in_camunda_format_and_log_one_line_without_secrets(endp
     assert all(line["route"] is None for line in refused)
     reasons = [line for line in lines if line["event"] == "request.refused"]
     assert {line["request_id"] for line in reasons} == ids
+
+
+def test_a_line_with_undecodable_client_bytes_is_still_one_json_line():
+    from service.http.logs import _json_dumps
+
+    line = _json_dumps({"event": "request.refused", "reason": "name n\udcff"})
+    assert "\n" not in line
+    assert json.loads(line)["reason"] == "name n\udcff"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -25,7 +26,12 @@ _access_log = structlog.get_logger("casevars.access")
 
 
 def _json_dumps(event: Any, **_: Any) -> str:
-    return orjson.dumps(event, default=str).decode()
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:
+        # A lone surrogate (bytes a client sent that are not UTF-8), which orjson
+        # refuses: the standard library writes it as a \udcxx escape, still one line.
+        return json.dumps(event, default=str)
 
 
 def configure(log_format: LogFormat, level: str) -> None:
