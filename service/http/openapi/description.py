@@ -26,8 +26,10 @@ exception type names and message texts (`code` is `null` for errors of the REST 
 and `0` for errors Camunda's engine raises). Every response carries `X-Request-Id`: the
 request's own `X-Request-Id` header when it is printable ASCII of up to 128
 characters, else a new id; logs carry the same id.
-Only malformed HTTP (a request line or header over 8190 bytes, more than 100 headers)
-is refused by the HTTP layer before any of this, with a plain-text 400 or 431.
+Malformed HTTP (a request line or header over 8190 bytes, more than 100 headers, a bad
+chunk) is refused by the HTTP layer before any of this, with a 400 in the same format
+that quotes nothing of the request; so is a request whose line and headers take longer
+than `CASEVARS_HEADER_TIMEOUT_SECONDS` (408).
 
 **Authentication** is off unless `CASEVARS_AUTH_FILE` (HTTP Basic, bcrypt htpasswd) or
 `CASEVARS_AUTH_TOKENS_FILE` (bearer tokens) is set. When it is on, every route but
