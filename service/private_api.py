@@ -238,7 +238,8 @@ class _Connection(RequestHandler):
                 # too: StreamReader.readuntil() looks for an exception only when called.
                 body.set_exception(web.RequestPayloadError("malformed chunked transfer encoding"))
                 body.feed_eof()
-        elif data and (body is None or body.is_eof()):
+        elif data.strip(b"\r\n") and (body is None or body.is_eof()):
+            # (Line ends alone, which some clients send after a body, begin nothing.)
             self._start_header_timer()
 
     def _start_header_timer(self) -> None:

@@ -491,6 +491,16 @@ async def test_the_idle_timer_waits_for_headers_that_have_begun():
     assert [status for status, _ in seen.refusals] == [408]
 
 
+async def test_line_ends_between_requests_begin_no_request():
+    async with (
+        _serve_hardened(_echo_app(), header_timeout=0.2, keepalive_timeout=0.6) as (port, seen),
+        _connection(port) as (reader, writer),
+    ):
+        writer.write(b"\r\n")
+        assert await _until_closed(reader) == b""  # closed when idle, no 408
+    assert seen.refusals == []
+
+
 async def test_a_complete_request_stops_the_header_timer():
     async with (
         _serve_hardened(_echo_app(), header_timeout=0.3, keepalive_timeout=60) as (
