@@ -99,6 +99,15 @@ async def downloaded_sha256(session: aiohttp.ClientSession, url: str) -> str:
     return digest.hexdigest()
 
 
+def new_session() -> aiohttp.ClientSession:
+    """A session of its own for each load, closed before the RSS after it is read (its
+    kept-alive connections would hold the service's buffers for them)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=600),
+        connector=aiohttp.TCPConnector(limit=0),
+    )
+
+
 async def settled_rss(pid: int) -> int:
     await asyncio.sleep(SETTLE_SECONDS)
     return rss_bytes(pid)
@@ -113,20 +122,19 @@ def report(name: str, idle: int, peak: int, after: int, budget: int) -> None:
     )
 
 
-async def uploads_phase(
-    session: aiohttp.ClientSession, base: str, pid: int, arguments: argparse.Namespace
-) -> tuple[int, int]:
+async def uploads_phase(base: str, pid: int, arguments: argparse.Namespace) -> tuple[int, int]:
     """(peak RSS, RSS after) of count concurrent uploads; checks every value."""
     count, smallest_mib, largest_mib = arguments.uploads, arguments.min_mib, arguments.max_mib
     values = [(os.urandom(MIB), size) for size in sizes(count, smallest_mib, largest_mib)]
     total = sum(size for _, size in values)
-    with RssSampler(pid) as sampler:
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(upload(session, base, f"mem-up-{n}", *value) for n, value in enumerate(values))
-        )
-        seconds = time.perf_counter() - started
-        peak = sampler.peak
+    async with new_session() as session:
+        with RssSampler(pid) as sampler:
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(upload(session, base, f"mem-up-{n}", *value) for n, value in enumerate(values))
+            )
+            seconds = time.perf_counter() - started
+            peak = sampler.peak
     after = await settled_rss(pid)
     print(
         f"{count} uploads of {smallest_mib}-{largest_mib} MiB ({total / MIB:.0f} MiB) "
@@ -140,22 +148,19 @@ async def uploads_phase(
             got = await downloaded_sha256(session, url)
         assert got == value_sha256(block, size), f"value {number} differs"
 
-    await asyncio.gather(*(check(n, *value) for n, value in enumerate(values)))
+    async with new_session() as session:
+        await asyncio.gather(*(check(n, *value) for n, value in enumerate(values)))
     print(f"all {count} values downloaded intact (SHA-256)")
     return peak, after
 
 
-async def listings_phase(
-    session: aiohttp.ClientSession, base: str, pid: int, count: int, listings: int
-) -> tuple[int, int]:
+async def listings_phase(base: str, pid: int, count: int, listings: int) -> tuple[int, int]:
     """(peak RSS, RSS after) of concurrent listings of a case of count 1 MiB values."""
     case_id = "mem-list"
     blocks = [os.urandom(MIB) for _ in range(count)]
-    async with session.put(f"{base}/case-instance/{case_id}") as response:
-        assert response.status in {200, 201}
     at_once = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
 
-    async def put(number: int, block: bytes) -> None:
+    async def put(session: aiohttp.ClientSession, number: int, block: bytes) -> None:
         form = aiohttp.FormData()
         form.add_field("data", block, content_type="application/octet-stream")
         async with (
@@ -166,11 +171,14 @@ async def listings_phase(
         ):
             assert response.status == 204, await response.text()
 
-    await asyncio.gather(*(put(n, block) for n, block in enumerate(blocks)))
+    async with new_session() as session:
+        async with session.put(f"{base}/case-instance/{case_id}") as response:
+            assert response.status in {200, 201}
+        await asyncio.gather(*(put(session, n, block) for n, block in enumerate(blocks)))
     expected = {f"v{n:03d}": hashlib.sha256(block).hexdigest() for n, block in enumerate(blocks)}
     del blocks
 
-    async def listing() -> None:
+    async def listing(session: aiohttp.ClientSession) -> None:
         async with session.get(f"{base}/case-instance/{case_id}/variables") as response:
             assert response.status == 200, await response.text()
             body = orjson.loads(await response.read())
@@ -180,11 +188,12 @@ async def listings_phase(
         }
         assert got == expected, "a listing differs"
 
-    with RssSampler(pid) as sampler:
-        started = time.perf_counter()
-        await asyncio.gather(*(listing() for _ in range(listings)))
-        seconds = time.perf_counter() - started
-        peak = sampler.peak
+    async with new_session() as session:
+        with RssSampler(pid) as sampler:
+            started = time.perf_counter()
+            await asyncio.gather(*(listing(session) for _ in range(listings)))
+            seconds = time.perf_counter() - started
+            peak = sampler.peak
     after = await settled_rss(pid)
     print(
         f"{listings} concurrent listings of {count} x 1 MiB Bytes in {seconds:.1f} s; "
@@ -213,23 +222,20 @@ async def main(arguments: argparse.Namespace) -> None:
         [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
     )
     base = f"http://127.0.0.1:{port}"
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-    connector = aiohttp.TCPConnector(limit=0)
     try:
         await wait_ready(base, process)
         await asyncio.sleep(2)
         idle = rss_bytes(process.pid)
         print(f"service idle RSS {idle / MIB:.0f} MiB; memory budget {budget / MIB:.0f} MiB")
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            if arguments.uploads:
-                peak, after = await uploads_phase(session, base, process.pid, arguments)
-                report("uploads", idle, peak, after, budget)
-            if arguments.listings:
-                idle = rss_bytes(process.pid)
-                peak, after = await listings_phase(
-                    session, base, process.pid, arguments.values, arguments.listings
-                )
-                report("listings", idle, peak, after, budget)
+        if arguments.uploads:
+            peak, after = await uploads_phase(base, process.pid, arguments)
+            report("uploads", idle, peak, after, budget)
+        if arguments.listings:
+            idle = rss_bytes(process.pid)
+            peak, after = await listings_phase(
+                base, process.pid, arguments.values, arguments.listings
+            )
+            report("listings", idle, peak, after, budget)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

@@ -318,6 +318,26 @@ async def test_small_uploads_take_only_what_they_need(make_client):
     assert budget.available == budget.capacity
 
 
+@pytest.mark.parametrize("size", [1000, TEST_PART_SIZE, 2 * TEST_PART_SIZE + 5])
+async def test_a_size_hint_that_is_too_small_only_costs_a_copy(make_client, endpoints, size):
+    """A value longer than its hint (not possible through HTTP, whose Content-Length is
+    longer than the value) swaps its small first buffer for a full one."""
+    client = await make_client(memory_budget_bytes=2 * TEST_PART_SIZE)
+    store = client.app[keys.BLOBS]
+    content = pattern(size, seed=size)
+
+    async def chunks():
+        for start in range(0, size, 100 * KIB):
+            yield content[start : start + 100 * KIB]
+
+    key = f"{endpoints.s3_prefix}hinted-{size}"
+    blob = await store.put_stream(key, chunks(), max_bytes=size, size_hint=500)
+    assert (blob.size, blob.sha256) == (size, hashlib.sha256(content).digest())
+    assert await store.read_all(key) == content
+    assert store.budget.available == store.budget.capacity
+    await store.delete_many([key])
+
+
 async def test_an_upload_that_waits_too_long_for_memory_is_503(make_client):
     client = await make_client(memory_budget_bytes=TEST_PART_SIZE, client_read_timeout_seconds=0.5)
     budget = client.app[keys.BUDGET]

@@ -182,6 +182,9 @@ class _Output:
             await self._write(fragment)
 
     async def _write(self, piece: memoryview) -> None:
+        """Small pieces gathered, large ones sent in slices: every block the writes
+        allocate (chunk framing, the socket's buffer) stays small and alike, so the
+        allocator reuses them instead of keeping large blocks of every size."""
         if len(piece) < WRITE_BYTES:
             self._pending += piece
             if len(self._pending) < WRITE_BYTES:
@@ -190,8 +193,8 @@ class _Output:
         if self._pending:
             await self._send(self._pending)
             self._pending = bytearray()
-        if piece:
-            await self._send(piece)
+        for start in range(0, len(piece), WRITE_BYTES):
+            await self._send(piece[start : start + WRITE_BYTES])
 
     async def _send(self, data: bytearray | memoryview) -> None:
         await asyncio.wait_for(self.response.write(data), self._write_timeout)

@@ -337,12 +337,12 @@ class BlobStore:
             body.close()
 
     async def read_all(self, key: str) -> bytes:
-        """A small object's whole content (inline Bytes values, serialized objects)."""
-        buffer = io.BytesIO()
+        """A small object's whole content (inline Bytes values, serialized objects),
+        joined once at its size: no buffer grown step by step and copied at the end,
+        large blocks of every size that the allocator would hold on to."""
         async with self.open_read(key) as reader:
-            async for chunk in reader:
-                buffer.write(chunk)
-        return buffer.getvalue()
+            chunks = [chunk async for chunk in reader]
+        return b"".join(chunks)
 
     async def size_of(self, key: str) -> int | None:
         """The object's size, None when it does not exist."""
