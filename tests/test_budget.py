@@ -338,6 +338,22 @@ async def test_a_size_hint_that_is_too_small_only_costs_a_copy(make_client, endp
     await store.delete_many([key])
 
 
+async def test_a_budget_of_one_odd_sized_part_still_uploads_in_many_parts(make_client):
+    """The budget holds exactly one part (of a size that is no multiple of pages): the
+    upload reuses its one buffer part after part, and its largest value is what parts
+    of at most that size hold."""
+    part_size = TEST_PART_SIZE + 1
+    client = await make_client(s3_part_size=part_size, memory_budget_bytes=part_size)
+    store = client.app[keys.BLOBS]
+    assert store.largest_value == upload_capacity(part_size, largest_part=part_size)
+    case_id = new_id()
+    await create_case(client, case_id)
+    content = pattern(2 * part_size + 7, seed=7)
+    assert (await upload_bytes(client, case_id, "v", content)).status == 204
+    assert await (await client.get(data_url(case_id, "v"))).read() == content
+    assert store.budget.available == store.budget.capacity
+
+
 async def test_an_upload_that_waits_too_long_for_memory_is_503(make_client):
     client = await make_client(memory_budget_bytes=TEST_PART_SIZE, client_read_timeout_seconds=0.5)
     budget = client.app[keys.BUDGET]

@@ -479,7 +479,8 @@ class _Buffers:
             for buffer in self._free:  # the part size grew: the old buffers are no use
                 self._drop(buffer)
             self._free.clear()
-            amount = _whole_pages(size)
+            # Never more than the whole budget (a part size that is no multiple of pages).
+            amount = min(_whole_pages(size), self._budget.capacity)
             if not self._held:
                 await self._budget.acquire(amount, timeout=self._wait_seconds)
                 break
@@ -487,7 +488,11 @@ class _Buffers:
                 break
             self._returned.clear()
             await self._returned.wait()  # a part in flight ends within the S3 timeouts
-        buffer = mmap.mmap(-1, size)
+        try:
+            buffer = mmap.mmap(-1, size)
+        except BaseException:
+            self._budget.release(amount)
+            raise
         self._held[id(buffer)] = amount
         return buffer
 
