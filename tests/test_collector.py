@@ -198,6 +198,7 @@ def _recording(opened: BlobStore) -> RecordingStore:
         opened.bucket,
         part_size=opened._part_size,
         parts_in_flight=opened._parts_in_flight,
+        budget=opened.budget,
     )
 
 
@@ -377,7 +378,13 @@ async def test_an_upload_finishing_late_cannot_make_a_collected_pending_blob_liv
             await release.wait()
             await super().delete_many(keys)
 
-    slow = SlowStore(store._client, store.bucket, part_size=store._part_size, parts_in_flight=1)
+    slow = SlowStore(
+        store._client,
+        store.bucket,
+        part_size=store._part_size,
+        parts_in_flight=1,
+        budget=store.budget,
+    )
     collecting = asyncio.create_task(_collect(world, slow))
     await gate.wait()
     writer = await asyncpg.connect(world.dsn)
