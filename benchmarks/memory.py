@@ -23,17 +23,12 @@ import asyncio
 import base64
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import orjson
-from upload import BOUNDARY, CHUNK, MIB, RssSampler, free_port, rss_bytes, wait_ready
+from upload import BOUNDARY, CHUNK, MIB, RssSampler, embedded_service, rss_bytes
 
 from service.config import Settings, parse_size
 
@@ -203,27 +198,10 @@ async def listings_phase(base: str, pid: int, count: int, listings: int) -> tupl
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="casevars-bench-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEVARS_", "S3_"))}
-    env.pop("DATABASE_URL", None)
-    env.update(
-        {
-            "CASEVARS_DATA_DIR": str(data_dir),
-            "CASEVARS_PORT": str(port),
-            "CASEVARS_LOG_LEVEL": "WARNING",
-        }
-    )
-    if arguments.budget:
-        env["CASEVARS_MEMORY_BUDGET_BYTES"] = arguments.budget
+    settings = {"CASEVARS_MEMORY_BUDGET_BYTES": arguments.budget} if arguments.budget else {}
     budget = parse_size(arguments.budget) if arguments.budget else Settings().memory_budget_bytes
-    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(base, process)
+    async with embedded_service(**settings) as service:
+        process, base = service.process, service.base
         await asyncio.sleep(2)
         idle = rss_bytes(process.pid)
         print(f"service idle RSS {idle / MIB:.0f} MiB; memory budget {budget / MIB:.0f} MiB")
@@ -236,11 +214,6 @@ async def main(arguments: argparse.Namespace) -> None:
                 base, process.pid, arguments.values, arguments.listings
             )
             report("listings", idle, peak, after, budget)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
-        log.close()
-        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
 
 
 if __name__ == "__main__":

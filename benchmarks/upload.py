@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import signal
@@ -263,7 +264,18 @@ def mb_per_s(size: int, seconds: float) -> float:
     return size / seconds / 1e6
 
 
-async def main(sizes_mib: list[int], *, splice: bool) -> None:
+@dataclasses.dataclass(frozen=True)
+class Service:
+    process: subprocess.Popen[bytes]
+    base: str
+    data_dir: Path
+    cold_start_seconds: float
+
+
+@contextlib.asynccontextmanager
+async def embedded_service(**settings: str) -> AsyncIterator[Service]:
+    """`casevars serve` on its embedded default in a fresh data folder, ready, with the
+    given CASEVARS_* settings; stopped and its folder removed on exit."""
     data_dir = Path(tempfile.mkdtemp(prefix="casevars-bench-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEVARS_", "S3_"))}
@@ -273,7 +285,7 @@ async def main(sizes_mib: list[int], *, splice: bool) -> None:
             "CASEVARS_DATA_DIR": str(data_dir),
             "CASEVARS_PORT": str(port),
             "CASEVARS_LOG_LEVEL": "WARNING",
-            "CASEVARS_SPLICE_DOWNLOADS": str(splice).lower(),
+            **settings,
         }
     )
     log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
@@ -283,6 +295,18 @@ async def main(sizes_mib: list[int], *, splice: bool) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         cold = await wait_ready(base, process)
+        yield Service(process, base, data_dir, cold)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        log.close()
+        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
+
+
+async def main(sizes_mib: list[int], *, splice: bool) -> None:
+    async with embedded_service(CASEVARS_SPLICE_DOWNLOADS=str(splice).lower()) as started:
+        process, base, data_dir = started.process, started.base, started.data_dir
+        cold = started.cold_start_seconds
         await asyncio.sleep(2)
         idle = rss_bytes(process.pid)
         s3 = orjson.loads((data_dir / "embedded.json").read_bytes())["s3"]
@@ -340,11 +364,6 @@ async def main(sizes_mib: list[int], *, splice: bool) -> None:
         if len(peaks) > 1:
             values = list(peaks.values())
             print(f"peak difference between sizes: {(max(values) - min(values)) / MIB:.1f} MiB")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
-        log.close()
-        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
 
 
 if __name__ == "__main__":
