@@ -322,9 +322,11 @@ async def main(sizes_mib: list[int], *, splice: bool) -> None:
                 size = size_mib * MIB
                 _, expected = generated(size)
                 key = f"direct/{size}"
+                before_upload = cpu_seconds(process.pid)
                 up, peaks[size_mib] = await service_upload(
                     session, base, size, RssSampler(process.pid)
                 )
+                upload_cpu = cpu_seconds(process.pid) - before_upload
                 direct_up = await direct_upload(client, s3["bucket"], key, size)
                 # Alternated so that both paths see the same state of the machine.
                 downs, direct_downs = [], []
@@ -354,7 +356,10 @@ async def main(sizes_mib: list[int], *, splice: bool) -> None:
                     f"{service[1] / straight[1]:>10.2f}"
                 )
                 cpu_per_gib = download_cpu / (DOWNLOAD_RUNS * size / GIB)
-                print(f"{'':>8} service CPU per GiB downloaded: {cpu_per_gib:.2f} s")
+                print(
+                    f"{'':>8} service CPU per GiB uploaded: {upload_cpu / (size / GIB):.2f} s, "
+                    f"downloaded: {cpu_per_gib:.2f} s"
+                )
         print(
             "peak RSS above idle: "
             + ", ".join(
