@@ -23,7 +23,7 @@ from service.config import inline_cost
 from service.errors import REST, InvalidInput, NotFound
 from service.http import keys, paths
 from service.http.body import json_response, read_json
-from service.http.listing import send_listing
+from service.http.listing import inlined_size, send_listing
 from service.storage.lifecycle import NewBlobs
 from service.storage.repository import NewValue, NoSuchCaseInstance, StoredVariable
 
@@ -81,7 +81,7 @@ async def render_variable(
     if variable.type == "Bytes" and variable.blob is not None:
         blob = variable.blob
         settings = request.app[keys.SETTINGS]
-        if blob.size <= settings.inline_bytes_limit:
+        if inlined_size(variable, settings.inline_bytes_limit) is not None:
             async with contextlib.AsyncExitStack() as stack:
                 if not reserved:
                     await stack.enter_async_context(
