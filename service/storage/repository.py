@@ -55,8 +55,10 @@ class CaseInstance:
 
 @dataclasses.dataclass(frozen=True)
 class StoredVariable:
-    """A variable as Postgres holds it; binary content, if any, is in `blob`."""
+    """A variable as Postgres holds it; binary content, if any, is in `blob`. id is the
+    variable instance id Camunda's variable-instance routes use."""
 
+    id: str
     name: str
     type: str
     value: Any
@@ -83,7 +85,7 @@ UPDATABLE = (
     CaseAttribute.TENANT_ID,
 )
 _VARIABLE_COLUMNS = """
-    v.name, v.type, v.value, v.value_info, v.blob_key, b.size, b.sha256
+    v.id, v.name, v.type, v.value, v.value_info, v.blob_key, b.size, b.sha256
 """
 
 
@@ -101,7 +103,9 @@ def _variable(row: asyncpg.Record) -> StoredVariable:
     blob = None
     if row["blob_key"] is not None:
         blob = Blob(row["blob_key"], row["size"], bytes(row["sha256"]))
-    return StoredVariable(row["name"], row["type"], row["value"], row["value_info"], blob)
+    return StoredVariable(
+        str(row["id"]), row["name"], row["type"], row["value"], row["value_info"], blob
+    )
 
 
 # Told of every repository call: (method name, seconds, failed).
