@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from service.app import create_app
-from service.http.cases import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
-from service.storage.case_query import CaseQuery, VariableCondition
+from service.http.query_params import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
+from service.storage.case_query import CaseQuery
+from service.storage.conditions import VariableCondition
 from service.storage.db import create_pool, is_outage
 from service.storage.repository import Repository
 from tests.conftest import new_id, settings_for_tests

@@ -10,12 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from service.camunda.queries import MAX_INTEGER, VARIABLE_OPERATORS
-from service.camunda.values import format_date, parse_date
 from service.errors import InvalidInput, NotFound
-from service.http import keys, paths, variables
+from service.http import keys, paths, query_params, variables
 from service.http.body import json_response, read_json
-from service.storage.case_query import CaseAttribute, CaseQuery, VariableCondition
+from service.storage.case_query import CaseAttribute, CaseQuery
+from service.storage.conditions import VariableCondition
 from service.storage.repository import CaseInstance
 
 # Body keys of PUT /case-instance/{id} and what they set.
@@ -121,14 +120,6 @@ async def create_from_definition(request: web.Request) -> web.Response:
 
 # --- queries: GET and POST /case-instance and /count --------------------------------
 
-# Bounds on one query (each condition is a subquery with two bound arguments; asyncpg
-# takes at most 32,767 arguments).
-MAX_QUERY_CONDITIONS = 100
-MAX_TENANT_IDS = 1000
-MAX_SORTING_ENTRIES = 10
-# The digits of the largest firstResult or maxResults, after leading zeros.
-_MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
-
 # Filters Camunda has that need process instances, deployments or case hierarchies.
 UNSUPPORTED_FILTERS = (
     "deploymentId",
@@ -139,86 +130,6 @@ UNSUPPORTED_FILTERS = (
 )
 
 
-def _bad_parameter(name: str, value: object) -> InvalidInput:
-    return InvalidInput(f"Cannot set query parameter '{name}' to value '{value}'")
-
-
-def _paging(request: web.Request) -> tuple[int, int | None]:
-    """firstResult and maxResults from the query string (both optional, 0 and more)."""
-    found: dict[str, int | None] = {"firstResult": 0, "maxResults": None}
-    for name in found:
-        raw = request.query.get(name)
-        if raw is None:
-            continue
-        # Camunda's Integer: ASCII digits (str.isdigit also takes '²'), at most 2^31 - 1;
-        # counted before int(), which refuses more than 4,300 digits.
-        digits = raw.lstrip("0")
-        if (
-            not (raw.isascii() and raw.isdigit())
-            or len(digits) > _MAX_INTEGER_DIGITS
-            or int(digits or "0") > MAX_INTEGER
-        ):
-            raise _bad_parameter(name, raw)
-        found[name] = int(digits or "0")
-    return found["firstResult"] or 0, found["maxResults"]
-
-
-def _query_value(value: Any) -> tuple[Any, bool]:
-    """A condition's value as Camunda resolves it: text in the REST date format is a
-    date, anything else is used as it is. Returns (value, is_date)."""
-    if isinstance(value, str):
-        try:
-            return format_date(parse_date(value)), True
-        except ValueError:
-            return value, False
-    if isinstance(value, bool | int | float) or value is None:
-        return value, False
-    raise InvalidInput("")
-
-
-def _condition(name: Any, operator: Any, value: Any) -> VariableCondition:
-    if not isinstance(name, str) or not isinstance(operator, str):
-        raise InvalidInput("")
-    if operator not in VARIABLE_OPERATORS:
-        raise InvalidInput(f"Invalid variable comparator specified: {operator}")
-    resolved, is_date = _query_value(value)
-    if operator == "like" and not isinstance(resolved, str):
-        raise InvalidInput("Only string values can be used with 'like' condition")
-    return VariableCondition(name, operator, resolved, is_date)
-
-
-def _bounded(items: list[Any], limit: int, what: str) -> list[Any]:
-    if len(items) > limit:
-        raise InvalidInput(f"At most {limit} {what} are allowed in one query, not {len(items)}")
-    return items
-
-
-def _conditions_from_text(text: str) -> tuple[VariableCondition, ...]:
-    conditions = []
-    for expression in _bounded(text.split(","), MAX_QUERY_CONDITIONS, "variable conditions"):
-        triple = expression.split("_")
-        if len(triple) != 3:
-            raise InvalidInput("variable query parameter has to have format KEY_OPERATOR_VALUE.")
-        conditions.append(_condition(*triple))
-    return tuple(conditions)
-
-
-def _sorting(pairs: list[tuple[Any, Any]]) -> tuple[tuple[CaseAttribute, bool], ...]:
-    checked = []
-    for sort_by, sort_order in pairs:
-        if not isinstance(sort_by, str) or sort_by not in SORT_KEYS:
-            raise _bad_parameter("sortBy", sort_by)
-        if not isinstance(sort_order, str) or sort_order not in {"asc", "desc"}:
-            raise _bad_parameter("sortOrder", sort_order)
-        checked.append((SORT_KEYS[sort_by], sort_order == "desc"))
-    return tuple(checked)
-
-
-def _flag(value: Any) -> bool:
-    """JAX-RS and Jackson booleans: `true` in any letter case, or JSON true."""
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
 def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]) -> CaseQuery:
     """The query from filters read from the query string or a JSON body."""
     for name in UNSUPPORTED_FILTERS:
@@ -227,56 +138,35 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
                 f"The filter '{name}' is not supported: casevars has no process instances, "
                 "deployments or case hierarchies"
             )
-    texts = {}
-    for name in ("caseInstanceId", "businessKey", "caseDefinitionKey", "caseDefinitionId"):
-        value = filters.get(name)
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput("")
-        texts[name] = value
-    tenants = filters.get("tenantIdIn")
-    if tenants is not None:
-        if not isinstance(tenants, list):
-            raise InvalidInput("")
-        _bounded(tenants, MAX_TENANT_IDS, "tenant ids (tenantIdIn)")
-        if not all(isinstance(t, str) for t in tenants):
-            raise InvalidInput("")
-    compared = [
-        *(text for text in texts.values() if text is not None),
-        *(tenants or ()),
-        *(condition.name for condition in conditions),
-        *(condition.value for condition in conditions if isinstance(condition.value, str)),
-    ]
-    if any("\x00" in text for text in compared):
-        # Postgres text cannot hold it (so nothing stored can equal it).
-        raise InvalidInput("Query values cannot contain the NUL character (\\u0000)")
+    names = ("caseInstanceId", "businessKey", "caseDefinitionKey", "caseDefinitionId")
+    texts = {name: query_params.text(filters, name) for name in names}
+    tenants = query_params.text_list(
+        filters, "tenantIdIn", query_params.MAX_TENANT_IDS, "tenant ids (tenantIdIn)"
+    )
+    query_params.refuse_nul([*texts.values(), *(tenants or ())], conditions)
+    flag = query_params.flag
     return CaseQuery(
         case_instance_id=texts["caseInstanceId"],
         business_key=texts["businessKey"],
         case_definition_key=texts["caseDefinitionKey"],
         case_definition_id=texts["caseDefinitionId"],
         tenant_ids=None if tenants is None else tuple(tenants),
-        without_tenant_id=_flag(filters.get("withoutTenantId")),
+        without_tenant_id=flag(filters.get("withoutTenantId")),
         variables=conditions,
-        variable_names_ignore_case=_flag(filters.get("variableNamesIgnoreCase")),
-        variable_values_ignore_case=_flag(filters.get("variableValuesIgnoreCase")),
-        match_nothing=_flag(filters.get("completed")) or _flag(filters.get("terminated")),
+        variable_names_ignore_case=flag(filters.get("variableNamesIgnoreCase")),
+        variable_values_ignore_case=flag(filters.get("variableValuesIgnoreCase")),
+        match_nothing=flag(filters.get("completed")) or flag(filters.get("terminated")),
     )
 
 
 def _query_from_string(request: web.Request) -> CaseQuery:
-    params: dict[str, Any] = dict(request.query)
-    conditions = _conditions_from_text(params["variables"]) if "variables" in params else ()
-    if "tenantIdIn" in params:
-        params["tenantIdIn"] = params["tenantIdIn"].split(",")
+    params = query_params.split_lists(request.query, ("tenantIdIn",))
+    conditions = (
+        query_params.conditions_from_text(params["variables"]) if "variables" in params else ()
+    )
     query = _query(params, conditions)
-    sort_by, sort_order = params.get("sortBy"), params.get("sortOrder")
-    if (sort_by is None) != (sort_order is None):
-        raise InvalidInput(
-            "Only a single sorting parameter specified. sortBy and sortOrder required"
-        )
-    if sort_by is None:
-        return query
-    return dataclasses.replace(query, sorting=_sorting([(sort_by, sort_order)]))
+    sorting = query_params.sorting_from_string(request.query, SORT_KEYS)
+    return dataclasses.replace(query, sorting=sorting)
 
 
 def _query_from_body(body: Any) -> CaseQuery:
@@ -284,25 +174,18 @@ def _query_from_body(body: Any) -> CaseQuery:
         body = {}
     if not isinstance(body, dict):
         raise InvalidInput("")
-    raw_conditions = body.get("variables") or []
-    raw_sorting = body.get("sorting") or []
-    if not isinstance(raw_conditions, list) or not isinstance(raw_sorting, list):
-        raise InvalidInput("")
-    _bounded(raw_conditions, MAX_QUERY_CONDITIONS, "variable conditions")
-    _bounded(raw_sorting, MAX_SORTING_ENTRIES, "sorting entries")
-    if not all(isinstance(item, dict) for item in [*raw_conditions, *raw_sorting]):
-        raise InvalidInput("")
-    conditions = tuple(
-        _condition(item.get("name"), item.get("operator"), item.get("value"))
-        for item in raw_conditions
-    )
+    raw_sorting = body.get("sorting")
+    # Both lists' shapes and sizes before any condition is read.
+    sorting_entries = query_params.objects(raw_sorting)
+    query_params.bounded(sorting_entries, query_params.MAX_SORTING_ENTRIES, "sorting entries")
+    conditions = query_params.conditions_from_body(body.get("variables"))
     query = _query(body, conditions)
-    sorting = _sorting([(item.get("sortBy"), item.get("sortOrder")) for item in raw_sorting])
+    sorting = query_params.sorting_from_body(raw_sorting, SORT_KEYS)
     return dataclasses.replace(query, sorting=sorting)
 
 
 async def _listed(request: web.Request, query: CaseQuery) -> web.Response:
-    first, limit = _paging(request)
+    first, limit = query_params.paging(request)
     found = await request.app[keys.REPOSITORY].query_case_instances(query, first=first, limit=limit)
     return json_response([case_instance_json(case) for case in found])
 

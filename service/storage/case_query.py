@@ -7,6 +7,8 @@ import dataclasses
 import enum
 from typing import Any
 
+from service.storage.conditions import VariableCondition, Where, value_clause
+
 
 class CaseAttribute(enum.Enum):
     """What a case instance has, as queries sort by it and PUT changes it."""
@@ -25,20 +27,6 @@ CASE_COLUMNS = {
     CaseAttribute.CASE_DEFINITION_ID: "case_definition_id",
     CaseAttribute.TENANT_ID: "tenant_id",
 }
-# Camunda's comparison operators (service.camunda.queries) in SQL; `like` is LIKE.
-_SQL_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<="}
-
-
-@dataclasses.dataclass(frozen=True)
-class VariableCondition:
-    """`name operator value` on a variable of the case instance. value is a JSON scalar;
-    a date value is already in the stored form (UTC text) and compares with Date
-    variables only."""
-
-    name: str
-    operator: str  # one of service.camunda.queries.VARIABLE_OPERATORS
-    value: Any
-    is_date: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,46 +46,7 @@ class CaseQuery:
     sorting: tuple[tuple[CaseAttribute, bool], ...] = ()
 
 
-class _Where:
-    """WHERE clauses with their parameters numbered as they are added."""
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.arguments: list[Any] = []
-
-    def bind(self, value: Any) -> str:
-        self.arguments.append(value)
-        return f"${len(self.arguments)}"
-
-    def add(self, clause: str) -> None:
-        self.clauses.append(clause)
-
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) if self.clauses else "TRUE"
-
-
-def _value_clause(where: _Where, condition: VariableCondition, query: CaseQuery) -> str:
-    """The comparison of v.value with the condition's value, by the value's JSON type.
-    Casts sit inside CASE so that values of other types compare as NULL (no match)."""
-    value = condition.value
-    if value is None:
-        is_null = "jsonb_typeof(coalesce(v.value, 'null'::jsonb)) = 'null'"
-        return is_null if condition.operator == "eq" else f"NOT {is_null}"
-    operator = _SQL_OPERATORS.get(condition.operator, "LIKE")
-    if isinstance(value, bool):
-        cast = "CASE WHEN jsonb_typeof(v.value) = 'boolean' THEN (v.value)::boolean END"
-        return f"{cast} {operator} {where.bind(value)}"
-    if isinstance(value, int | float):
-        cast = "CASE WHEN jsonb_typeof(v.value) = 'number' THEN (v.value)::numeric END"
-        return f"{cast} {operator} {where.bind(str(value))}::numeric"
-    text = str(value)
-    column = "CASE WHEN jsonb_typeof(v.value) = 'string' THEN v.value #>> '{}' END"
-    if query.variable_values_ignore_case:
-        column, text = f"lower({column})", text.lower()
-    return f'{column} {operator} {where.bind(text)} COLLATE "C"'
-
-
-def _variables_clause(where: _Where, query: CaseQuery) -> str:
+def _variables_clause(where: Where, query: CaseQuery) -> str:
     """The case has, for each condition, a variable meeting it: one grouped pass over
     the variables of the names asked for. (One EXISTS per condition would make the
     planner join the variable table once per condition, in time that grows much
@@ -108,10 +57,8 @@ def _variables_clause(where: _Where, query: CaseQuery) -> str:
         name_column, names = "lower(v.name)", [name.lower() for name in names]
     met = []
     for condition, name in zip(query.variables, names, strict=True):
-        parts = [f"{name_column} = {where.bind(name)}", _value_clause(where, condition, query)]
-        if condition.is_date:
-            parts.append("v.type = 'Date'")
-        met.append(f"bool_or({' AND '.join(parts)})")
+        value = value_clause(where, condition, ignore_case=query.variable_values_ignore_case)
+        met.append(f"bool_or({name_column} = {where.bind(name)} AND {value})")
     return (
         "c.id IN (SELECT v.case_instance_id FROM variable v "
         f"WHERE {name_column} = ANY({where.bind(sorted(set(names)))}::text[]) "
@@ -119,8 +66,8 @@ def _variables_clause(where: _Where, query: CaseQuery) -> str:
     )
 
 
-def _where(query: CaseQuery) -> _Where:
-    where = _Where()
+def _where(query: CaseQuery) -> Where:
+    where = Where()
     if query.match_nothing:
         where.add("FALSE")
     for column, value in (

@@ -5,13 +5,7 @@ filter and paging parameters."""
 from __future__ import annotations
 
 from service.camunda.queries import MAX_INTEGER, VARIABLE_OPERATORS
-from service.http.cases import (
-    MAX_QUERY_CONDITIONS,
-    MAX_SORTING_ENTRIES,
-    MAX_TENANT_IDS,
-    SORT_KEYS,
-    UNSUPPORTED_FILTERS,
-)
+from service.http.cases import SORT_KEYS, UNSUPPORTED_FILTERS
 from service.http.openapi.blocks import (
     BAD_JSON,
     CASE_ID,
@@ -31,6 +25,7 @@ from service.http.openapi.blocks import (
 )
 from service.http.openapi.components import values_in
 from service.http.paths import MAX_ID_LENGTH
+from service.http.query_params import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
 
 _TAGS = ("Case instances",)
 _SORT_ORDERS = {"enum": ["asc", "desc"]}

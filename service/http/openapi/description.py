@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from service.camunda.jsontext import MAX_DEPTH
 from service.http.body import MAX_BODY_DEPTH
-from service.http.cases import (
-    MAX_QUERY_CONDITIONS,
-    MAX_SORTING_ENTRIES,
-    MAX_TENANT_IDS,
-    UNSUPPORTED_FILTERS,
-)
+from service.http.cases import UNSUPPORTED_FILTERS
 from service.http.paths import MAX_ID_LENGTH
+from service.http.query_params import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
 from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 
 DESCRIPTION = f"""\
