@@ -42,8 +42,17 @@ class Unauthenticated(CamundaError):
         self.challenge = challenge
 
 
+class Forbidden(CamundaError):
+    """The engine does not allow the operation in the current state (403), as Camunda
+    answers a case instance transition its state does not lead to."""
+
+
 class NotFound(CamundaError):
     """The case instance, variable or route does not exist (404)."""
+
+
+class Conflict(CamundaError):
+    """The id is taken by something the request cannot replace (409)."""
 
 
 class TooLarge(CamundaError):

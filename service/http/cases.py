@@ -10,12 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from service.errors import InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.http import keys, paths, query_params, variables
 from service.http.body import json_response, read_json
 from service.storage.case_query import CaseAttribute, CaseQuery
 from service.storage.conditions import VariableCondition
-from service.storage.repository import CaseInstance
+from service.storage.repository import CaseInstance, ClosedCaseInstance
 
 # Body keys of PUT /case-instance/{id} and what they set.
 _FIELDS = {
@@ -41,9 +41,9 @@ def case_instance_json(case: CaseInstance) -> dict[str, Any]:
         "caseDefinitionId": case.case_definition_id,
         "businessKey": case.business_key,
         "tenantId": case.tenant_id,
-        "active": True,
-        "completed": False,
-        "terminated": False,
+        "active": case.state == "active",
+        "completed": case.state == "completed",
+        "terminated": case.state == "terminated",
     }
 
 
@@ -80,7 +80,13 @@ async def put_case_instance(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     body = await read_json(request, limit=settings.max_json_bytes, required=False)
     fields = _fields(body)
-    case, created = await request.app[keys.REPOSITORY].put_case_instance(case_id, fields)
+    try:
+        case, created = await request.app[keys.REPOSITORY].put_case_instance(case_id, fields)
+    except ClosedCaseInstance:
+        raise Conflict(
+            f"Case instance with id {case_id} is closed: its id stays taken until its history "
+            "time to live (CASEVARS_HISTORY_TTL_SECONDS) has passed"
+        ) from None
     return json_response(case_instance_json(case), status=201 if created else 200)
 
 
@@ -155,8 +161,16 @@ def _query(filters: Mapping[str, Any], conditions: tuple[VariableCondition, ...]
         variables=conditions,
         variable_names_ignore_case=flag(filters.get("variableNamesIgnoreCase")),
         variable_values_ignore_case=flag(filters.get("variableValuesIgnoreCase")),
-        match_nothing=flag(filters.get("completed")) or flag(filters.get("terminated")),
+        state=_state(filters),
     )
+
+
+def _state(filters: Mapping[str, Any]) -> str | None:
+    """The state asked for: as in Camunda, when several flags are true the last of
+    active, completed, terminated wins."""
+    states = ("active", "completed", "terminated")
+    asked = [state for state in states if query_params.flag(filters.get(state))]
+    return asked[-1] if asked else None
 
 
 def _query_from_string(request: web.Request) -> CaseQuery:

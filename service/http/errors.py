@@ -26,7 +26,9 @@ log = structlog.get_logger("casevars.http")
 STATUS: dict[type[errors.CamundaError], int] = {
     errors.InvalidInput: 400,
     errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
+    errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RangeNotSatisfiable: 416,

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler
 
-from service.http import cases, downloads, openapi, ops, uploads, variables
+from service.http import cases, downloads, openapi, ops, transitions, uploads, variables
 from service.http.errors import answer_before_middlewares
 from service.private_api import default_expect_handler
 
@@ -39,6 +39,9 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     route("GET", CASE, cases.get_case_instance, "case-get")
     route("PUT", CASE, cases.put_case_instance, "case-put")
     route("DELETE", CASE, cases.delete_case_instance, "case-delete")
+    route("POST", CASE + "/complete", transitions.complete_case_instance, "case-complete")
+    route("POST", CASE + "/close", transitions.close_case_instance, "case-close")
+    route("POST", CASE + "/terminate", transitions.terminate_case_instance, "case-terminate")
 
     route("GET", CASE + "/variables", variables.get_variables, "variables-get")
     route("POST", CASE + "/variables", variables.modify_variables, "variables-modify")

@@ -6,6 +6,7 @@ the `/data` routes."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from service.camunda.values import (
     render_value,
 )
 from service.config import inline_cost
-from service.errors import REST, InvalidInput, NotFound
+from service.errors import REST, CamundaError, InvalidInput, NotFound
 from service.http import keys, paths
 from service.http.body import json_response, read_json
 from service.http.listing import inlined_size, send_listing
@@ -54,6 +55,8 @@ async def stored_variable(request: web.Request, case_id: str, name: str) -> Stor
 
 
 Prefixes = tuple[str, str, str]  # conversion, engine and lookup message prefixes
+# A route whose refusals name the variable: (name, problem) -> the error to raise.
+Wording = Callable[[str, ValueProblem], CamundaError]
 
 
 def query_flag(request: web.Request, name: str) -> bool:
@@ -137,9 +140,12 @@ def value_problem(problem: ValueProblem, prefixes: Prefixes) -> InvalidInput:
     return InvalidInput(conversion_prefix + problem.message)
 
 
-def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
+def parse_values(
+    raw: Any, prefixes: Prefixes, *, wording: Wording | None = None
+) -> dict[str, ParsedValue]:
     """Every value of a {name: value object} map, all converted before any is used;
-    refusals in Camunda's order: shape, then conversion, then engine problems."""
+    refusals in Camunda's order: shape, then conversion, then engine problems, worded
+    by value_problem with prefixes, or by `wording` when the route names the variable."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -150,7 +156,7 @@ def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
             f"request, not {len(raw)}"
         )
     parsed: dict[str, ParsedValue] = {}
-    problems: list[ValueProblem] = []
+    problems: list[tuple[str, ValueProblem]] = []
     for name, obj in raw.items():
         paths.checked_new_name(name)
         try:
@@ -158,10 +164,13 @@ def parse_values(raw: Any, prefixes: Prefixes) -> dict[str, ParsedValue]:
         except ShapeProblem:
             raise InvalidInput("") from None
         except ValueProblem as problem:
-            problems.append(problem)
-    first = next((p for p in problems if p.kind != "engine"), None) or next(iter(problems), None)
+            problems.append((name, problem))
+    first = next((p for p in problems if p[1].kind != "engine"), None) or next(iter(problems), None)
     if first is not None:
-        raise value_problem(first, prefixes)
+        refused_name, refused = first
+        raise (
+            value_problem(refused, prefixes) if wording is None else wording(refused_name, refused)
+        )
     return parsed
 
 
@@ -234,7 +243,8 @@ async def delete_variable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _deletions(raw: Any, prefix: str) -> list[str]:
+def deletion_names(raw: Any, prefix: str) -> list[str]:
+    """A list of names to delete (null: none), bounded; prefix words the bound's refusal."""
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -258,7 +268,7 @@ async def modify_variables(request: web.Request) -> web.Response:
     engine_prefix = f"Cannot modify variables for case execution {case_id}: "
     prefixes = ("Cannot modify variables for case execution: ", engine_prefix, engine_prefix)
     values = parse_values(body.get("modifications"), prefixes)
-    deletions = _deletions(body.get("deletions"), prefixes[0])
+    deletions = deletion_names(body.get("deletions"), prefixes[0])
     deleted = set(deletions)
     both = next((name for name in values if name in deleted), None)
     if both is not None:

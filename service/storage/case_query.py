@@ -27,6 +27,8 @@ CASE_COLUMNS = {
     CaseAttribute.CASE_DEFINITION_ID: "case_definition_id",
     CaseAttribute.TENANT_ID: "tenant_id",
 }
+# A case instance's life cycle (migrations/0006), read with its fields.
+LIFE_COLUMNS = ("state", "created_at", "closed_at")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,9 @@ class CaseQuery:
     variables: tuple[VariableCondition, ...] = ()
     variable_names_ignore_case: bool = False
     variable_values_ignore_case: bool = False
-    # completed=true or terminated=true: casevars's instances are always active.
-    match_nothing: bool = False
+    # active, completed or terminated: only instances in that state. Closed instances
+    # are never listed (history keeps them).
+    state: str | None = None
     # (what to sort by, descending?), applied in order.
     sorting: tuple[tuple[CaseAttribute, bool], ...] = ()
 
@@ -68,8 +71,9 @@ def _variables_clause(where: Where, query: CaseQuery) -> str:
 
 def _where(query: CaseQuery) -> Where:
     where = Where()
-    if query.match_nothing:
-        where.add("FALSE")
+    where.add("c.state <> 'closed'")
+    if query.state is not None:
+        where.add(f"c.state = {where.bind(query.state)}")
     for column, value in (
         ("id", query.case_instance_id),
         ("business_key", query.business_key),
@@ -96,7 +100,7 @@ def case_query_sql(query: CaseQuery, *, first: int, limit: int | None) -> tuple[
     order.append("c.id ASC")  # a stable order makes paging repeatable
     offset = where.bind(first)
     limit_sql = "ALL" if limit is None else where.bind(limit)
-    columns = ", ".join(f"c.{column}" for column in CASE_COLUMNS.values())
+    columns = ", ".join(f"c.{column}" for column in (*CASE_COLUMNS.values(), *LIFE_COLUMNS))
     sql = (
         f"SELECT {columns} FROM case_instance c WHERE {where.sql()} "
         f"ORDER BY {', '.join(order)} OFFSET {offset} LIMIT {limit_sql}"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
@@ -19,12 +21,21 @@ from service.errors import Unavailable
 from service.storage.blobstore import Blob
 from service.storage.case_query import (
     CASE_COLUMNS,
+    LIFE_COLUMNS,
     CaseAttribute,
     CaseQuery,
     case_count_sql,
     case_query_sql,
 )
 from service.storage.db import CONNECTION_ERRORS, is_outage
+from service.storage.variable_query import (
+    DELETE_HISTORIC_SQL,
+    VariableQuery,
+    variable_by_id_sql,
+    variable_count_sql,
+    variable_query_sql,
+    variable_uuid,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -33,7 +44,30 @@ if TYPE_CHECKING:
 
 
 class NoSuchCaseInstance(Exception):
-    """The case instance does not exist (and was not to be created)."""
+    """The case instance does not exist, or is closed (and was not to be created)."""
+
+
+class ClosedCaseInstance(Exception):
+    """The id belongs to a closed case instance, kept for history: it cannot be taken
+    again until the history time to live removes it."""
+
+
+# Camunda's states of a case instance (migrations/0006). A closed one is history only.
+CaseState = Literal["active", "completed", "terminated", "closed"]
+# What each transition Camunda offers a case instance leads from and to.
+TRANSITIONS: dict[str, tuple[tuple[CaseState, ...], CaseState]] = {
+    "complete": (("active",), "completed"),
+    "terminate": (("active",), "terminated"),
+    "close": (("completed", "terminated"), "closed"),
+}
+
+
+class IllegalTransition(Exception):
+    """The case instance is not in a state the transition leads from."""
+
+    def __init__(self, state: CaseState) -> None:
+        super().__init__(state)
+        self.state: CaseState = state
 
 
 class LostPendingBlob(Exception):
@@ -51,6 +85,9 @@ class CaseInstance:
     case_definition_key: str | None
     case_definition_id: str | None
     tenant_id: str | None
+    state: CaseState = "active"
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +114,10 @@ class NewValue:
 
 
 _CASE_COLUMNS = ", ".join(CASE_COLUMNS.values())
+# What a read of a case instance returns: its fields and its life cycle.
+_CASE_READ = ", ".join((*CASE_COLUMNS.values(), *LIFE_COLUMNS))
+# Runtime reads and writes see only instances that are not closed (history keeps those).
+_OPEN = "state <> 'closed'"
 # What PUT /case-instance/{id} may change, in the order of put_case_instance's SQL.
 UPDATABLE = (
     CaseAttribute.BUSINESS_KEY,
@@ -96,6 +137,9 @@ def _case(row: asyncpg.Record) -> CaseInstance:
         case_definition_key=row["case_definition_key"],
         case_definition_id=row["case_definition_id"],
         tenant_id=row["tenant_id"],
+        state=row["state"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
     )
 
 
@@ -145,16 +189,26 @@ class Repository:
     # --- case instances -------------------------------------------------------
 
     async def get_case_instance(self, case_id: str) -> CaseInstance | None:
+        """The case instance, None when it does not exist or is closed."""
         async with self._connection("get_case_instance") as connection:
             row = await connection.fetchrow(
-                f"SELECT {_CASE_COLUMNS} FROM case_instance WHERE id = $1", case_id
+                f"SELECT {_CASE_READ} FROM case_instance WHERE id = $1 AND {_OPEN}", case_id
+            )
+        return None if row is None else _case(row)
+
+    async def get_historic_case_instance(self, case_id: str) -> CaseInstance | None:
+        """The case instance in any state, closed included (history)."""
+        async with self._connection("get_historic_case_instance") as connection:
+            row = await connection.fetchrow(
+                f"SELECT {_CASE_READ} FROM case_instance WHERE id = $1", case_id
             )
         return None if row is None else _case(row)
 
     async def put_case_instance(
         self, case_id: str, fields: Mapping[CaseAttribute, str | None]
     ) -> tuple[CaseInstance, bool]:
-        """Create the case instance or update the given fields; (instance, created)."""
+        """Create the case instance or update the given fields; (instance, created).
+        ClosedCaseInstance when the id is a closed instance's."""
         columns = [CASE_COLUMNS[attribute] for attribute in UPDATABLE]
         values = [fields.get(attribute) for attribute in UPDATABLE]
         given = [attribute in fields for attribute in UPDATABLE]
@@ -171,13 +225,15 @@ class Repository:
                     case_definition_id = CASE WHEN $8 THEN EXCLUDED.case_definition_id
                                               ELSE c.case_definition_id END,
                     tenant_id = CASE WHEN $9 THEN EXCLUDED.tenant_id ELSE c.tenant_id END
-                RETURNING {_CASE_COLUMNS}, (xmax = 0) AS created
+                WHERE c.state <> 'closed'
+                RETURNING {_CASE_READ}, (xmax = 0) AS created
                 """,
                 case_id,
                 *values,
                 *given,
             )
-        assert row is not None
+        if row is None:
+            raise ClosedCaseInstance(case_id)
         return _case(row), row["created"]
 
     async def create_case_instance(
@@ -197,12 +253,49 @@ class Repository:
 
     async def delete_case_instance(self, case_id: str) -> bool:
         """Delete the instance and its variables (their blobs become garbage through the
-        trigger of migrations/0003, in the same statement)."""
+        trigger of migrations/0003, in the same statement); a closed one is not found."""
         async with self._connection("delete_case_instance") as connection:
             deleted = await connection.fetchval(
-                "DELETE FROM case_instance WHERE id = $1 RETURNING 1", case_id
+                f"DELETE FROM case_instance WHERE id = $1 AND {_OPEN} RETURNING 1", case_id
             )
         return bool(deleted)
+
+    async def transition_case_instance(
+        self,
+        case_id: str,
+        transition: str,
+        values: Mapping[str, NewValue],
+        deletions: Sequence[str],
+    ) -> None:
+        """Apply deletions, then values, then Camunda's transition (TRANSITIONS), all in
+        one transaction: a refused transition changes nothing. NoSuchCaseInstance when
+        the instance does not exist or is closed; IllegalTransition with its state when
+        the transition does not lead from it; LostPendingBlob as for write_variables."""
+        sources, target = TRANSITIONS[transition]
+        async with (
+            self._connection("transition_case_instance") as connection,
+            connection.transaction(),
+        ):
+            # Held until commit: variable writes (FOR SHARE) wait, then see the new state.
+            state = await connection.fetchval(
+                f"SELECT state FROM case_instance WHERE id = $1 AND {_OPEN} FOR NO KEY UPDATE",
+                case_id,
+            )
+            if state is None:
+                raise NoSuchCaseInstance(case_id)
+            if state not in sources:
+                raise IllegalTransition(state)
+            if values or deletions:
+                await self._write(connection, case_id, values, deletions)
+            await connection.execute(
+                """
+                UPDATE case_instance
+                SET state = $2, closed_at = CASE WHEN $2 = 'closed' THEN now() END
+                WHERE id = $1
+                """,
+                case_id,
+                target,
+            )
 
     # --- variables ------------------------------------------------------------
 
@@ -215,7 +308,7 @@ class Repository:
                 FROM case_instance c
                 LEFT JOIN variable v ON v.case_instance_id = c.id AND v.name = $2
                 LEFT JOIN blob b ON b.key = v.blob_key
-                WHERE c.id = $1
+                WHERE c.id = $1 AND c.state <> 'closed'
                 """,
                 case_id,
                 name,
@@ -230,7 +323,9 @@ class Repository:
             self._connection("list_variables") as connection,
             connection.transaction(readonly=True),
         ):
-            exists = await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
+            exists = await connection.fetchval(
+                f"SELECT 1 FROM case_instance WHERE id = $1 AND {_OPEN}", case_id
+            )
             if not exists:
                 raise NoSuchCaseInstance(case_id)
             rows = await connection.fetch(
@@ -245,17 +340,20 @@ class Repository:
 
     async def case_incarnation(self, case_id: str) -> int | None:
         """Which life of its id the case instance is (migrations/0004), None when it
-        does not exist: a write that must land in this very instance passes it on."""
+        does not exist or is closed: a write that must land in this very instance passes
+        it on."""
         async with self._connection("case_incarnation") as connection:
             incarnation: int | None = await connection.fetchval(
-                "SELECT incarnation FROM case_instance WHERE id = $1", case_id
+                f"SELECT incarnation FROM case_instance WHERE id = $1 AND {_OPEN}", case_id
             )
             return incarnation
 
     async def case_instance_exists(self, case_id: str) -> bool:
         async with self._connection("case_instance_exists") as connection:
             return bool(
-                await connection.fetchval("SELECT 1 FROM case_instance WHERE id = $1", case_id)
+                await connection.fetchval(
+                    f"SELECT 1 FROM case_instance WHERE id = $1 AND {_OPEN}", case_id
+                )
             )
 
     async def write_variables(
@@ -271,8 +369,8 @@ class Repository:
         before become garbage (trigger of migrations/0003).
 
         NoSuchCaseInstance when the case instance does not exist and may not be
-        created, or is not the given incarnation (deleted and created again since);
-        LostPendingBlob when a new blob is no longer pending.
+        created, is closed, or is not the given incarnation (deleted and created again
+        since); LostPendingBlob when a new blob is no longer pending.
         """
         try:
             async with self._connection("write_variables") as connection:
@@ -281,7 +379,8 @@ class Repository:
                     # The common case, a single write, is a single statement.
                     ((name, new),) = values.items()
                     if new.blob is None:
-                        await self._upsert(connection, case_id, name, new)
+                        if not await self._upsert(connection, case_id, name, new):
+                            raise NoSuchCaseInstance(case_id)
                         return
                 async with connection.transaction():
                     if create_case_instance:
@@ -301,10 +400,12 @@ class Repository:
         deletions: Sequence[str],
         incarnation: int | None = None,
     ) -> None:
-        # Holding the case row keeps a concurrent DELETE of the case instance out and
-        # tells a missing case instance apart even when only deleting.
+        # Holding the case row keeps a concurrent DELETE or state transition of the case
+        # instance out (a closing waits for this write, or this write finds it closed)
+        # and tells a missing case instance apart even when only deleting.
         found = await connection.fetchval(
-            "SELECT incarnation FROM case_instance WHERE id = $1 FOR KEY SHARE", case_id
+            f"SELECT incarnation FROM case_instance WHERE id = $1 AND {_OPEN} FOR SHARE",
+            case_id,
         )
         if found is None or incarnation not in (None, found):
             raise NoSuchCaseInstance(case_id)
@@ -328,18 +429,27 @@ class Repository:
                 )
                 if not made_live:
                     raise LostPendingBlob(new.blob.key)
-            await self._upsert(connection, case_id, name, new)
+            if not await self._upsert(connection, case_id, name, new):
+                raise NoSuchCaseInstance(case_id)
 
     @staticmethod
-    async def _upsert(connection: Connection, case_id: str, name: str, new: NewValue) -> None:
-        await connection.execute(
+    async def _upsert(connection: Connection, case_id: str, name: str, new: NewValue) -> bool:
+        """Insert or replace the variable; False when its case instance does not exist or
+        is closed. The case row is held FOR SHARE as in _write, so this single statement
+        needs no transaction around it."""
+        written = await connection.fetchval(
             """
+            WITH written AS (
             INSERT INTO variable (case_instance_id, name, type, value, value_info, blob_key)
-            VALUES ($1, $2, $3, $4, $5, $6)
+            SELECT c.id, $2, $3, $4, $5, $6 FROM case_instance c
+            WHERE c.id = $1 AND c.state <> 'closed' FOR SHARE
             ON CONFLICT (case_instance_id, name) DO UPDATE SET
                 type = EXCLUDED.type, value = EXCLUDED.value,
                 value_info = EXCLUDED.value_info, blob_key = EXCLUDED.blob_key,
                 updated_at = now()
+            RETURNING 1
+            )
+            SELECT count(*) FROM written
             """,
             case_id,
             name,
@@ -348,17 +458,21 @@ class Repository:
             dict(new.value_info),
             None if new.blob is None else new.blob.key,
         )
+        return bool(written)
 
     async def delete_variable(self, case_id: str, name: str) -> None:
         """Delete one variable (fine if it does not exist); NoSuchCaseInstance if the
-        case instance does not."""
+        case instance does not exist or is closed."""
         async with self._connection("delete_variable") as connection:
             found = await connection.fetchval(
                 """
-                WITH gone AS (
-                    DELETE FROM variable WHERE case_instance_id = $1 AND name = $2
+                WITH open AS (
+                    SELECT id FROM case_instance WHERE id = $1 AND state <> 'closed' FOR SHARE
+                ), gone AS (
+                    DELETE FROM variable
+                    WHERE case_instance_id = (SELECT id FROM open) AND name = $2
                 )
-                SELECT 1 FROM case_instance WHERE id = $1
+                SELECT 1 FROM open
                 """,
                 case_id,
                 name,
@@ -399,3 +513,73 @@ class Repository:
                 """,
                 list(keys),
             )
+
+    # --- variable instances (runtime and history) -------------------------------
+
+    async def query_variable_instances(
+        self, query: VariableQuery, *, first: int, limit: int | None
+    ) -> list[VariableInstance]:
+        sql, arguments = variable_query_sql(query, first=first, limit=limit)
+        async with self._connection("query_variable_instances") as connection:
+            rows = await connection.fetch(sql, *arguments)
+        return [_variable_instance(row) for row in rows]
+
+    async def count_variable_instances(self, query: VariableQuery) -> int:
+        sql, arguments = variable_count_sql(query)
+        async with self._connection("count_variable_instances") as connection:
+            count = await connection.fetchval(sql, *arguments)
+        return int(count)
+
+    async def get_variable_instance(
+        self, variable_id: str, *, history: bool
+    ) -> VariableInstance | None:
+        """The variable of this id; of a closed case instance only in history."""
+        key = variable_uuid(variable_id)
+        if key is None:
+            return None
+        async with self._connection("get_variable_instance") as connection:
+            row = await connection.fetchrow(variable_by_id_sql(history=history), key)
+        return None if row is None else _variable_instance(row)
+
+    async def delete_historic_variable(self, variable_id: str) -> HistoricDeletion:
+        """Delete the variable if its case instance is closed (history only); its blob
+        becomes garbage through the trigger of migrations/0003."""
+        key = variable_uuid(variable_id)
+        if key is None:
+            return HistoricDeletion.MISSING
+        async with self._connection("delete_historic_variable") as connection:
+            row = await connection.fetchrow(DELETE_HISTORIC_SQL, key)
+        if row is None:
+            return HistoricDeletion.MISSING
+        return HistoricDeletion.DELETED if row["deleted"] else HistoricDeletion.RUNNING
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableInstance:
+    """A variable with what Camunda's variable-instance DTOs tell about it."""
+
+    variable: StoredVariable
+    case_instance_id: str
+    tenant_id: str | None
+    case_definition_key: str | None
+    case_definition_id: str | None
+    created_at: datetime
+    closed_at: datetime | None  # of the case instance; None while it is not closed
+
+
+class HistoricDeletion(enum.Enum):
+    DELETED = enum.auto()
+    MISSING = enum.auto()
+    RUNNING = enum.auto()  # its case instance is not closed: nothing deleted
+
+
+def _variable_instance(row: asyncpg.Record) -> VariableInstance:
+    return VariableInstance(
+        _variable(row),
+        row["case_instance_id"],
+        row["tenant_id"],
+        row["case_definition_key"],
+        row["case_definition_id"],
+        row["created_at"],
+        row["closed_at"],
+    )
