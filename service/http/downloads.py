@@ -36,8 +36,16 @@ async def get_variable_data(request: web.Request) -> web.StreamResponse:
     case_id = paths.case_id(request)
     name = paths.variable_name(request)
     variable = await stored_variable(request, case_id, name)
+    return await send_binary(request, variable, case_id)
+
+
+async def send_binary(
+    request: web.Request, variable: StoredVariable, id_in_message: str
+) -> web.StreamResponse:
+    """The response of every `/data` route: a binary variable's content (refused for
+    other types with Camunda's message, which names id_in_message)."""
     if variable.type not in BINARY_TYPES:
-        raise InvalidInput(f"Value of variable with id {case_id} is not a binary value.")
+        raise InvalidInput(f"Value of variable with id {id_in_message} is not a binary value.")
     response = BlobResponse(variable)
     # Prepared here, not by aiohttp after the handler: a refused range or an S3 outage
     # is raised before anything is sent, and the error middleware answers it.

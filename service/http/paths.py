@@ -63,6 +63,10 @@ def variable_name(request: web.Request) -> str:
     return _segment(request, "name", "variable name", MAX_NAME_LENGTH)
 
 
+def variable_instance_id(request: web.Request) -> str:
+    return _segment(request, "id", "variable instance id", MAX_ID_LENGTH)
+
+
 def definition_key(request: web.Request) -> str:
     """The case definition key from the path."""
     return _segment(request, "key", "case definition key", MAX_ID_LENGTH)

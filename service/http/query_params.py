@@ -104,7 +104,7 @@ def conditions_from_body(raw: Any) -> tuple[VariableCondition, ...]:
 
 def objects(raw: Any) -> list[dict[str, Any]]:
     """A body's list of objects (conditions, sorting entries); null or absent: none."""
-    items = raw or []
+    items = [] if raw is None else raw
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise InvalidInput("")
     return items

@@ -7,12 +7,23 @@ from collections.abc import Awaitable, Callable
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler
 
-from service.http import cases, downloads, openapi, ops, transitions, uploads, variables
+from service.http import (
+    cases,
+    downloads,
+    openapi,
+    ops,
+    transitions,
+    uploads,
+    variable_instances,
+    variables,
+)
 from service.http.errors import answer_before_middlewares
 from service.private_api import default_expect_handler
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
+VARIABLE_INSTANCE = "/variable-instance/{id}"
+HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
 
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -51,6 +62,72 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     route("GET", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("HEAD", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("POST", VARIABLE + "/data", uploads.post_variable_data, "variable-data-post")
+
+    vi = variable_instances
+    route("GET", "/variable-instance", vi.list_variable_instances, "variable-instance-list")
+    route("POST", "/variable-instance", vi.query_variable_instances, "variable-instance-query")
+    route("GET", "/variable-instance/count", vi.count_variable_instances, "variable-instance-count")
+    route(
+        "POST",
+        "/variable-instance/count",
+        vi.query_variable_instance_count,
+        "variable-instance-query-count",
+    )
+    route("GET", VARIABLE_INSTANCE, vi.get_variable_instance, "variable-instance-get")
+    route(
+        "GET", VARIABLE_INSTANCE + "/data", vi.get_variable_instance_data, "variable-instance-data"
+    )
+    route(
+        "HEAD", VARIABLE_INSTANCE + "/data", vi.get_variable_instance_data, "variable-instance-data"
+    )
+    route(
+        "GET",
+        "/history/variable-instance",
+        vi.list_historic_variable_instances,
+        "historic-variable-instance-list",
+    )
+    route(
+        "POST",
+        "/history/variable-instance",
+        vi.query_historic_variable_instances,
+        "historic-variable-instance-query",
+    )
+    route(
+        "GET",
+        "/history/variable-instance/count",
+        vi.count_historic_variable_instances,
+        "historic-variable-instance-count",
+    )
+    route(
+        "POST",
+        "/history/variable-instance/count",
+        vi.query_historic_variable_instance_count,
+        "historic-variable-instance-query-count",
+    )
+    route(
+        "GET",
+        HISTORIC_VARIABLE_INSTANCE,
+        vi.get_historic_variable_instance,
+        "historic-variable-instance-get",
+    )
+    route(
+        "DELETE",
+        HISTORIC_VARIABLE_INSTANCE,
+        vi.delete_historic_variable_instance,
+        "historic-variable-instance-delete",
+    )
+    route(
+        "GET",
+        HISTORIC_VARIABLE_INSTANCE + "/data",
+        vi.get_historic_variable_instance_data,
+        "historic-variable-instance-data",
+    )
+    route(
+        "HEAD",
+        HISTORIC_VARIABLE_INSTANCE + "/data",
+        vi.get_historic_variable_instance_data,
+        "historic-variable-instance-data",
+    )
 
 
 def _expecting(then: ExpectHandler | None) -> ExpectHandler:
