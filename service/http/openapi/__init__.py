@@ -20,7 +20,7 @@ import importlib.metadata
 import orjson
 from aiohttp import web
 
-from service.http.openapi import cases, components, operations, variables
+from service.http.openapi import cases, components, operations, variable_instances, variables
 from service.http.openapi.blocks import Json
 from service.http.openapi.components import EXAMPLE_CASE_ID, EXAMPLE_KEY, EXAMPLE_VARIABLE
 from service.http.openapi.description import DESCRIPTION
@@ -54,9 +54,10 @@ def _built() -> Json:
             {"name": "Variables", "description": "Camunda's case-instance variable routes."},
             {"name": "Case instances", "description": "Query, create, read and delete."},
             {"name": "Operations", "description": "Probes, metrics and this document."},
+            *variable_instances.tags(),
         ],
         "security": operations.security(),
-        "paths": {**operations.paths(), **cases.paths(), **variables.paths()},
+        "paths": {**operations.paths(), **cases.paths(), **variables.paths(), **variable_instances.paths()},
         "components": {
             "schemas": {
                 **components.error_schema(),
@@ -64,6 +65,7 @@ def _built() -> Json:
                 **components.value_schemas(),
                 **cases.schemas(),
                 **variables.schemas(),
+                **variable_instances.schemas(),
             },
             "parameters": {
                 **components.path_parameters(),
@@ -71,6 +73,8 @@ def _built() -> Json:
                 **cases.paging_parameters(),
                 **variables.download_parameters(),
                 **cases.filter_parameters(),
+                **variable_instances.path_parameters(),
+                **variable_instances.filter_parameters(),
             },
             "headers": {**components.headers(), **variables.download_headers()},
             "responses": components.responses(),

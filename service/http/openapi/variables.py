@@ -273,14 +273,23 @@ def paths() -> Json:
             ),
         },
         f"{variable}/data": {
-            "get": _download("getVariableData", with_body=True),
-            "head": _download("headVariableData", with_body=False),
+            "get": download("getVariableData", with_body=True),
+            "head": download("headVariableData", with_body=False),
             "post": _upload(),
         },
     }
 
 
-def _download(operation_id: str, *, with_body: bool) -> Json:
+def download(
+    operation_id: str,
+    *,
+    with_body: bool,
+    parameters: tuple[Json, ...] = (CASE_ID, NAME),
+    not_found: str = _READ_404,
+    id_meaning: str = "the case instance id",
+) -> Json:
+    """A `/data` route: GET (with_body) or HEAD, its path parameters, its 404 text, and
+    what `{id}` in its not-binary message is."""
     content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     headers = {
         name: ref("headers", name) for name in ("ETag", "Accept-Ranges", "Content-Disposition")
@@ -318,12 +327,12 @@ def _download(operation_id: str, *, with_body: bool) -> Json:
             # Instead of common()'s 400: this route also refuses non-binary variables.
             "400": error(
                 "Not a Bytes or File variable: `InvalidRequestException` `Value of variable "
-                "with id {id} is not a binary value.` (`{id}` is the case instance id); an id "
+                f"with id {{id}} is not a binary value.` (`{{id}}` is {id_meaning}); an id "
                 f"or name longer than {MAX_ID_LENGTH} characters."
             ),
-            **errors(s404=_READ_404),
+            **errors(s404=not_found),
         },
-        parameters=[CASE_ID, NAME, *parameter_refs("Range", "IfRange", "IfNoneMatch")],
+        parameters=[*parameters, *parameter_refs("Range", "IfRange", "IfNoneMatch")],
     )
 
 
