@@ -57,7 +57,12 @@ def _built() -> Json:
             *variable_instances.tags(),
         ],
         "security": operations.security(),
-        "paths": {**operations.paths(), **cases.paths(), **variables.paths(), **variable_instances.paths()},
+        "paths": {
+            **operations.paths(),
+            **cases.paths(),
+            **variables.paths(),
+            **variable_instances.paths(),
+        },
         "components": {
             "schemas": {
                 **components.error_schema(),
