@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.config import Endpoints, Settings
-from service.http import keys, routes
+from service.http import engines, keys, routes
 from service.http.auth import Authenticator
 from service.http.errors import error_middleware
 from service.http.logs import REQUEST_ID_KEY
@@ -87,6 +87,9 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     metrics = Metrics()
     middlewares = [metrics.middleware, error_middleware, in_flight.middleware]
     authenticator = Authenticator.from_settings(settings)
+    # An engine other than `default` is refused before credentials are checked, as
+    # Camunda's authentication filter does.
+    middlewares.append(engines.EngineCheck(authenticating=authenticator is not None).middleware)
     if authenticator is not None:
         middlewares.append(authenticator.middleware)
     app = web.Application(middlewares=middlewares, handler_args={})

@@ -1,7 +1,8 @@
 """Optional authentication, off unless CASEVARS_AUTH_FILE or CASEVARS_AUTH_TOKENS_FILE is
 set: HTTP Basic against an htpasswd file of bcrypt hashes (as Camunda's REST API offers
 Basic), and bearer tokens from a file, one a line. When on, every route needs valid
-credentials except the health routes (and /metrics with CASEVARS_METRICS_PUBLIC=true).
+credentials except the health routes and the list of engines (and /metrics with
+CASEVARS_METRICS_PUBLIC=true).
 
 The check runs in a middleware, before any handler reads a byte of the body. A refusal
 is a 401 in Camunda's error format with the type name JAX-RS gives 401
@@ -35,8 +36,9 @@ from service.http.metrics import METRICS
 from service.private_api import default_expect_handler
 
 NOT_AUTHORIZED = "NotAuthorizedException"
-# Routes open to everyone, by name (routes.py): probes carry no credentials.
-OPEN_ROUTES = frozenset({"health-live", "health-ready"})
+# Routes open to everyone, by name (routes.py): probes carry no credentials, and
+# Camunda's authentication filter lets the list of engines (/engine) through.
+OPEN_ROUTES = frozenset({"health-live", "health-ready", "engine-list", "engine-rest:engine-list"})
 METRICS_ROUTE = "metrics"
 # What `htpasswd -B` writes ($2y$), and the other spellings of bcrypt; cost 4 to 31.
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")

@@ -16,8 +16,25 @@ MAX_NAME_LENGTH = 255
 _NOT_SEGMENTS = frozenset({"", ".", ".."})
 
 
+# Where Camunda clients find the REST root besides casevars's own `/` (routes.py serves
+# every REST route under each): Camunda's web application mounts it at /engine-rest,
+# and its named-engine form adds /engine/{name}, which camunda-bpm-sdk-js appends to
+# any apiUri it is given. Longest first, so that rest_path strips the whole root.
+REST_ROOTS = ("/engine-rest/engine/{engine}", "/engine-rest", "/engine/{engine}")
+
+
+def rest_path(canonical: str) -> str:
+    """A route's path relative to its REST root: /engine-rest/case-instance/{id} and
+    /engine/{engine}/case-instance/{id} are /case-instance/{id}."""
+    for root in REST_ROOTS:
+        if canonical.startswith(root + "/"):
+            return canonical[len(root) :]
+    return canonical
+
+
 def route_of(request: web.BaseRequest) -> str | None:
-    """The canonical path of the route the request matched, such as
+    """The canonical path of the route the request matched, relative to its REST root
+    (so that one route has one metrics label and log value under every root), such as
     /case-instance/{id}/variables/{name}/data; None when it matched none (404, 405, or a
     request aiohttp's parser refused before routing, which has no match at all)."""
     if not isinstance(request, web.Request):
@@ -26,7 +43,7 @@ def route_of(request: web.BaseRequest) -> str | None:
         resource = request.match_info.route.resource
     except (AssertionError, AttributeError):  # aiohttp asserts a match exists
         return None
-    return None if resource is None else resource.canonical
+    return None if resource is None else rest_path(resource.canonical)
 
 
 def _checked(value: str, what: str, limit: int) -> str:

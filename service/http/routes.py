@@ -1,4 +1,13 @@
-"""The route table: one named line per route."""
+"""The route table: one named line per route.
+
+Every REST route (`route(...)`) is served at the REST root `/` and under each root
+Camunda clients point at (paths.REST_ROOTS: /engine-rest, /engine/{name} and
+/engine-rest/engine/{name}), each form its own named resource: the name gets the
+root's label (`engine-rest:case-get`), and metrics and logs show the path relative
+to the root (paths.route_of), the same for every form. The probes, the metrics and
+the OpenAPI document (`operational(...)`) are the operator's, not a Camunda client's:
+they are served at `/` only, where probes, Prometheus and the document's own
+`servers` list look for them."""
 
 from __future__ import annotations
 
@@ -10,8 +19,10 @@ from aiohttp.typedefs import Handler
 from service.http import (
     cases,
     downloads,
+    engines,
     openapi,
     ops,
+    paths,
     transitions,
     uploads,
     variable_instances,
@@ -25,6 +36,9 @@ VARIABLE = CASE + "/variables/{name}"
 VARIABLE_INSTANCE = "/variable-instance/{id}"
 HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
 
+# The name labels of paths.REST_ROOTS, in the same order.
+_ROOT_LABELS = ("engine-rest-engine", "engine-rest", "engine")
+ENGINE_LIST = "engine-list"
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -34,13 +48,27 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     is sent (auth.py)."""
     expect = _expecting(expect_handler)
 
-    def route(method: str, path: str, handler: Handler, name: str) -> None:
-        app.router.add_route(method, path, handler, name=name, expect_handler=expect)
+    def operational(method: str, path: str, handler: Handler, name: str) -> None:
+        # A second method of a path joins the resource its name made (GET and HEAD).
+        resource = app.router.named_resources().get(name)
+        if resource is None:
+            resource = app.router.add_resource(path, name=name)
+        assert isinstance(resource, web.Resource), name
+        assert resource.canonical == path, (name, path)
+        resource.add_route(method, handler, expect_handler=expect)
 
-    route("GET", "/health/live", ops.live, "health-live")
-    route("GET", "/health/ready", ops.ready, "health-ready")
-    route("GET", "/metrics", ops.metrics, "metrics")
-    route("GET", "/openapi.json", openapi.serve, "openapi")
+    def route(method: str, path: str, handler: Handler, name: str) -> None:
+        operational(method, path, handler, name)
+        for root, label in zip(paths.REST_ROOTS, _ROOT_LABELS, strict=True):
+            operational(method, root + path, handler, f"{label}:{name}")
+
+    operational("GET", "/health/live", ops.live, "health-live")
+    operational("GET", "/health/ready", ops.ready, "health-ready")
+    operational("GET", "/metrics", ops.metrics, "metrics")
+    operational("GET", "/openapi.json", openapi.serve, "openapi")
+    # Camunda's list of engines, at /engine of the REST roots that have no engine.
+    operational("GET", "/engine", engines.list_engines, ENGINE_LIST)
+    operational("GET", "/engine-rest/engine", engines.list_engines, f"engine-rest:{ENGINE_LIST}")
 
     route("GET", "/case-instance", cases.list_case_instances, "case-list")
     route("POST", "/case-instance", cases.query_case_instances, "case-query")

@@ -56,9 +56,11 @@ def _built() -> Json:
             {"name": "Operations", "description": "Probes, metrics and this document."},
             *variable_instances.tags(),
         ],
+        "servers": operations.servers(),
         "security": operations.security(),
         "paths": {
             **operations.paths(),
+            **operations.engine_paths(),
             **cases.paths(),
             **variables.paths(),
             **variable_instances.paths(),

@@ -39,6 +39,7 @@ def paths() -> Json:
     unauthorized = ref("responses", "Unauthorized")
     return {
         "/health/live": {
+            "servers": _ROOT_ONLY,
             "get": operation(
                 "getLiveness",
                 "Liveness",
@@ -46,9 +47,10 @@ def paths() -> Json:
                 {"200": up},
                 tags=_TAGS,
                 security=no_auth,
-            )
+            ),
         },
         "/health/ready": {
+            "servers": _ROOT_ONLY,
             "get": operation(
                 "getReadiness",
                 "Readiness",
@@ -63,9 +65,10 @@ def paths() -> Json:
                 },
                 tags=_TAGS,
                 security=no_auth,
-            )
+            ),
         },
         "/metrics": {
+            "servers": _ROOT_ONLY,
             "get": operation(
                 "getMetrics",
                 "Prometheus metrics",
@@ -83,9 +86,10 @@ def paths() -> Json:
                     "401": unauthorized,
                 },
                 tags=_TAGS,
-            )
+            ),
         },
         "/openapi.json": {
+            "servers": _ROOT_ONLY,
             "get": operation(
                 "getOpenApi",
                 "This document",
@@ -95,8 +99,69 @@ def paths() -> Json:
                     "401": unauthorized,
                 },
                 tags=_TAGS,
-            )
+            ),
         },
+    }
+
+
+_ENGINE = {
+    "engineName": {
+        "default": "default",
+        "enum": ["default"],
+        "description": "casevars is one engine, `default`; another name is refused (400 "
+        "`No process engine available`, or 404 `Process engine {name} not available` "
+        "with authentication on, before credentials are checked).",
+    }
+}
+# The operations routes are at the service root only.
+_ROOT_ONLY = [{"url": "/", "description": "The service root"}]
+
+
+def servers() -> list[Json]:
+    """Where the REST routes are: the same routes, the same answers, under each root."""
+    return [
+        {"url": "/", "description": "The REST root of casevars"},
+        {"url": "/engine-rest", "description": "Where Camunda's web application mounts it"},
+        {
+            "url": "/engine/{engineName}",
+            "description": "Camunda's named-engine form (camunda-bpm-sdk-js's default)",
+            "variables": _ENGINE,
+        },
+        {
+            "url": "/engine-rest/engine/{engineName}",
+            "description": "The named-engine form under /engine-rest",
+            "variables": _ENGINE,
+        },
+    ]
+
+
+def engine_paths() -> Json:
+    """GET /engine, Camunda's list of engines, at the roots that name no engine."""
+    return {
+        "/engine": {
+            "servers": [*_ROOT_ONLY, {"url": "/engine-rest", "description": "Under /engine-rest"}],
+            "get": operation(
+                "getProcessEngineNames",
+                "The engines",
+                "Camunda's list of process engines: casevars is one, `default`. No "
+                "credentials, as Camunda's authentication filter lets it through.",
+                {
+                    "200": json_response(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"const": "default"}},
+                            },
+                        },
+                        '`[{"name": "default"}]`',
+                    )
+                },
+                tags=_TAGS,
+                security=[],
+            ),
+        }
     }
 
 
