@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.config import Endpoints, Settings
-from service.http import engines, keys, routes
+from service.http import engines, keys, request_memory, routes
 from service.http.auth import Authenticator
 from service.http.errors import error_middleware
 from service.http.logs import REQUEST_ID_KEY
@@ -80,12 +80,18 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     """The app. ConfigError when an auth file (read here, once) is malformed.
 
     Middlewares, outermost first: metrics (it sees the status the client gets), errors
-    (every refusal gets the error body and the request id), requests in flight, and
+    (every refusal gets the error body and the request id), requests in flight, the
+    memory a request took from the budget (given back however it ends), and
     authentication last, right before the handler and before any body is read.
     """
     in_flight = InFlight()
     metrics = Metrics()
-    middlewares = [metrics.middleware, error_middleware, in_flight.middleware]
+    middlewares = [
+        metrics.middleware,
+        error_middleware,
+        in_flight.middleware,
+        request_memory.release_at_end,
+    ]
     authenticator = Authenticator.from_settings(settings)
     # An engine other than `default` is refused before credentials are checked, as
     # Camunda's authentication filter does.

@@ -122,6 +122,9 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     # A client that sends nothing for this long is disconnected.
     client_read_timeout_seconds: float = 60.0
+    # A body must arrive at this rate at least, measured over every read timeout's worth
+    # of waiting for it; a trickling client is disconnected. 0: no minimum.
+    client_min_bytes_per_second: float = 1024.0
     # A request's line and headers must all arrive within this long of its first byte.
     header_timeout_seconds: float = 20.0
     # A connection that sends no byte of a next request for this long is closed. Above
@@ -260,6 +263,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):  # NaN fails this too
+        raise ValueError(f"not a number of bytes per second: {text!r}")
+    return value
+
+
 def _log_format(text: str) -> LogFormat:
     lowered = text.strip().lower()
     if lowered == "json":
@@ -304,6 +314,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_COLLECTOR_INTERVAL_SECONDS": ("collector_interval_seconds", parse_seconds),
     "CASEVARS_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", parse_seconds),
     "CASEVARS_CLIENT_READ_TIMEOUT_SECONDS": ("client_read_timeout_seconds", parse_seconds),
+    "CASEVARS_CLIENT_MIN_BYTES_PER_SECOND": ("client_min_bytes_per_second", _rate),
     "CASEVARS_HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", _positive_seconds),
     "CASEVARS_KEEPALIVE_TIMEOUT_SECONDS": ("keepalive_timeout_seconds", _positive_seconds),
     "CASEVARS_SPLICE_DOWNLOADS": ("splice_downloads", parse_bool),

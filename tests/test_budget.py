@@ -8,9 +8,11 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 
 import aiohttp
 import helm_python as helm
+import orjson
 import pytest
 
 from service.config import KIB, MIB, ConfigError, Settings, inline_cost, upload_capacity
@@ -523,3 +525,114 @@ async def test_a_single_inline_get_takes_from_the_budget_and_gives_back(make_cli
     response = await reading
     assert base64.b64decode((await response.json())["value"]) == contents["v000"]
     assert budget.available == budget.capacity
+
+
+# --- JSON bodies and serialized objects -------------------------------------------
+
+
+def _modification(case_id: str, name: str, value: object) -> tuple[str, bytes]:
+    url = f"/case-instance/{case_id}/variables"
+    return url, orjson.dumps({"modifications": {name: {"type": "Json", "value": value}}})
+
+
+async def test_a_json_body_waits_for_memory_held_by_others_then_is_applied(make_client):
+    client = await make_client(memory_budget_bytes=TEST_PART_SIZE)
+    budget = client.app[keys.BUDGET]
+    case_id = new_id()
+    await create_case(client, case_id)
+    value = orjson.dumps(list(range(1000))).decode()
+    url, sent = _modification(case_id, "j", value)
+    await budget.acquire(budget.capacity)
+    posting = asyncio.create_task(
+        client.post(url, data=io.BytesIO(sent), headers={"Content-Type": "application/json"})
+    )
+    await _wait_for(lambda: budget.waiting == 1)
+    assert not posting.done()
+    budget.release(budget.capacity)
+    assert (await posting).status == 204
+    assert budget.available == budget.capacity
+    got = await (await client.get(f"/case-instance/{case_id}/variables/j")).json()
+    assert got["value"] == value
+
+
+async def test_a_json_body_whose_parse_needs_more_than_the_budget_is_413_and_writes_nothing(
+    make_client,
+):
+    """A megabyte of empty objects takes ~50 MiB to parse: more than a 5 MiB budget can
+    ever give, so it is refused rather than waited for."""
+    client = await make_client(memory_budget_bytes=TEST_PART_SIZE)
+    budget = client.app[keys.BUDGET]
+    case_id = new_id()
+    await create_case(client, case_id)
+    url = f"/case-instance/{case_id}/variables"
+    sent = b'{"modifications": {"j": {"type": "Json", "value": [' + b",".join([b"{}"] * 350_000)
+    sent += b"]}}}"
+    response = await client.post(
+        url, data=io.BytesIO(sent), headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    error = await response.json()
+    assert error["type"] == "InvalidRequestException"
+    assert "memory budget" in error["message"]
+    assert budget.available == budget.capacity
+    assert await (await client.get(url)).json() == {}
+
+
+async def test_a_chunked_json_body_takes_memory_as_it_grows_and_gives_it_back(make_client):
+    client = await make_client(memory_budget_bytes=TEST_PART_SIZE)
+    budget = client.app[keys.BUDGET]
+    case_id = new_id()
+    await create_case(client, case_id)
+    value = "x" * (100 * KIB)
+    url, sent = _modification(case_id, "s", value)
+    seen: list[int] = []
+
+    async def chunks():
+        for start in range(0, len(sent), 16 * KIB):
+            yield sent[start : start + 16 * KIB]
+            await asyncio.sleep(0.01)
+            seen.append(budget.in_use)
+
+    response = await client.post(url, data=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status == 204
+    assert max(seen) >= 32 * KIB, "the growing body was taken from the budget"
+    assert budget.available == budget.capacity
+
+
+async def test_a_serialized_object_part_takes_from_the_budget_and_gives_back(make_client):
+    client = await make_client(memory_budget_bytes=TEST_PART_SIZE)
+    budget = client.app[keys.BUDGET]
+    case_id = new_id()
+    await create_case(client, case_id)
+    serialized = orjson.dumps({"items": list(range(10_000))})
+    form = body(part("type", b"java.util.HashMap"), part("data", serialized, "application/json"))
+    await budget.acquire(budget.capacity)
+    posting = asyncio.create_task(
+        client.post(data_url(case_id, "o"), data=io.BytesIO(form), headers={"Content-Type": FORM})
+    )
+    await _wait_for(lambda: budget.waiting == 1)
+    budget.release(budget.capacity)
+    assert (await posting).status == 204
+    assert budget.available == budget.capacity
+    url = f"/case-instance/{case_id}/variables/o?deserializeValue=false"
+    got = await (await client.get(url)).json()
+    assert orjson.loads(got["value"]) == orjson.loads(serialized)
+
+
+async def test_a_serialized_object_too_costly_to_parse_is_413_and_keeps_the_old_value(
+    make_client,
+):
+    client = await make_client(memory_budget_bytes=TEST_PART_SIZE)
+    budget = client.app[keys.BUDGET]
+    case_id = new_id()
+    await create_case(client, case_id)
+    assert (await upload_bytes(client, case_id, "o", b"old")).status == 204
+    serialized = b"[" + b",".join([b"{}"] * 350_000) + b"]"
+    form = body(part("type", b"java.util.ArrayList"), part("data", serialized, "application/json"))
+    response = await client.post(
+        data_url(case_id, "o"), data=io.BytesIO(form), headers={"Content-Type": FORM}
+    )
+    assert response.status == 413
+    assert "memory budget" in (await response.json())["message"]
+    assert budget.available == budget.capacity
+    assert await (await client.get(data_url(case_id, "o"))).read() == b"old"

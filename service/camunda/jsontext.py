@@ -32,6 +32,13 @@ _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
+# parse_cost's factors: orjson allocates about 14 bytes per byte of text while parsing,
+# an element becomes an object of up to ~80 bytes, and a parse takes ~9 KiB at least.
+_PARSE_PER_BYTE = 16
+_PARSE_PER_ELEMENT = 100
+_PARSE_FIXED = 16 * 1024
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"not JSON: {name}")
 
@@ -44,7 +51,7 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def loads(raw: str | bytes) -> Any:
+def loads(raw: str | bytes | bytearray) -> Any:
     """Parse JSON; ValueError (or RecursionError) when it is not JSON."""
     long_run = (
         _LONG_DIGIT_RUN_TEXT.search(raw)
@@ -66,7 +73,16 @@ def dumps(value: Any) -> bytes:
         ).encode()
 
 
-def nests_deeper_than(text: str | bytes, limit: int) -> bool:
+def parse_cost(raw: bytes | bytearray) -> int:
+    """Memory, in bytes, that loads(raw) takes at most while it runs: what the parser
+    allocates for the text, plus a Python object for every element (each comma, colon
+    and opening bracket starts one). The factors are tracemalloc's peaks on the shapes
+    that take the most, with a margin; tests/test_json_memory.py keeps them true."""
+    elements = raw.count(b",") + raw.count(b":") + raw.count(b"[") + raw.count(b"{")
+    return _PARSE_FIXED + _PARSE_PER_BYTE * len(raw) + _PARSE_PER_ELEMENT * elements
+
+
+def nests_deeper_than(text: str | bytes | bytearray, limit: int) -> bool:
     """Whether the arrays and objects of JSON text nest more than limit levels ([] is
     one), counted on the text (brackets outside strings) at the speed of bytes methods,
     so that no parser or recursion meets the depth first."""

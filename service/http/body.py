@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -10,7 +9,8 @@ from aiohttp import web
 
 from service.camunda import jsontext
 from service.errors import InvalidInput, TooLarge, UnsupportedMediaType, UploadAborted
-from service.http import keys
+from service.http import request_memory
+from service.http.pace import pace_of
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -52,22 +52,28 @@ async def read_json(request: web.Request, *, limit: int, required: bool = True) 
         return None
     if not is_json(request):
         raise unsupported_media_type(request)
+    # The body and what parsing makes of it are held in memory taken from the budget.
+    await request_memory.cover(request, min(request.content_length or 0, limit))
     buffer = bytearray()
-    timeout = request.app[keys.SETTINGS].client_read_timeout_seconds
+    pace = pace_of(request)
     try:
-        while chunk := await asyncio.wait_for(request.content.readany(), timeout):
+        while chunk := await pace.read(request.content.readany()):
             buffer += chunk
             if len(buffer) > limit:
                 raise TooLarge(f"The request body is larger than the limit of {limit} bytes")
+            await request_memory.cover(request, len(buffer))
     except ConnectionResetError as error:
         raise UploadAborted("the client closed the connection") from error
     except TimeoutError as error:
-        raise UploadAborted(f"the client sent nothing for {timeout:.0f}s") from error
-    raw = bytes(buffer).removeprefix(_UTF8_BOM)
+        raise UploadAborted(f"the client sent nothing for {pace.read_timeout:.0f}s") from error
+    if buffer.startswith(_UTF8_BOM):
+        del buffer[: len(_UTF8_BOM)]
+    raw = buffer
     if jsontext.nests_deeper_than(raw, MAX_BODY_DEPTH):
         raise InvalidInput(
             f"The JSON body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
         )
+    await request_memory.cover(request, len(raw) + jsontext.parse_cost(raw))
     try:
         parsed = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -5,8 +5,8 @@ stream of chunks while the form is still being read."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,6 +20,8 @@ from aiohttp import (
 )
 
 from service.errors import REST, InvalidInput, TooLarge, UploadAborted
+from service.http import request_memory
+from service.http.pace import Pace, pace_of
 from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader
 
 # Form parts other than `data` are names and type names: small.
@@ -66,6 +68,17 @@ class Form:
 
 # Consumes the chunks of a `data` part; what it returns is kept as DataPart.stored.
 DataSink = Callable[[AsyncIterator[bytes]], Awaitable[Any]]
+# Makes the request hold at least that many bytes of the memory budget.
+Cover = Callable[[int], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reading:
+    """How the form's body is read: at the request's pace, and memory for a part kept
+    in memory taken from the budget."""
+
+    pace: Pace
+    cover: Cover
 
 
 def is_multipart_form(request: web.Request) -> bool:
@@ -105,36 +118,41 @@ def _reader(request: web.Request) -> MultipartReader:
         raise InvalidInput(CANNOT_PROCESS, type_name=REST) from error
 
 
-async def _chunks(part: BodyPartReader, timeout: float) -> AsyncIterator[bytes]:
+async def _chunks(part: BodyPartReader, pace: Pace) -> AsyncIterator[bytes]:
     while True:
         try:
-            chunk = await asyncio.wait_for(part.read_chunk(READ_CHUNK_BYTES), timeout)
+            chunk = await pace.read(part.read_chunk(READ_CHUNK_BYTES))
         except TimeoutError as error:
-            raise UploadAborted(f"the client sent nothing for {timeout:.0f}s") from error
+            raise UploadAborted(f"the client sent nothing for {pace.read_timeout:.0f}s") from error
         if not chunk:
             return
         yield chunk
 
 
-async def _read_capped(part: BodyPartReader, limit: int, refusal: str, timeout: float) -> bytes:
-    """The part's bytes in memory; TooLarge(refusal) beyond limit bytes."""
+async def _read_capped(
+    part: BodyPartReader, limit: int, refusal: str, pace: Pace, cover: Cover | None = None
+) -> bytes:
+    """The part's bytes in memory; TooLarge(refusal) beyond limit bytes. cover, if
+    given, is told how large the buffer has grown before it grows further."""
     buffer = bytearray()
-    async for chunk in _chunks(part, timeout):
+    async for chunk in _chunks(part, pace):
         buffer += chunk
         if len(buffer) > limit:
             raise TooLarge(refusal)
+        if cover is not None:
+            await cover(len(buffer))
     return bytes(buffer)
 
 
-async def _read_small(part: BodyPartReader, name: str, timeout: float) -> bytes:
+async def _read_small(part: BodyPartReader, name: str, pace: Pace) -> bytes:
     shown = name if len(name) <= MAX_NAME_SHOWN else name[:MAX_NAME_SHOWN] + "..."
     refusal = f"Form part '{shown}' is larger than {MAX_TEXT_PART_BYTES} bytes"
-    return await _read_capped(part, MAX_TEXT_PART_BYTES, refusal, timeout)
+    return await _read_capped(part, MAX_TEXT_PART_BYTES, refusal, pace)
 
 
-async def _read_text(part: BodyPartReader, name: str, timeout: float) -> TextPart:
+async def _read_text(part: BodyPartReader, name: str, pace: Pace) -> TextPart:
     content_type = part.headers.get("Content-Type")
-    raw = await _read_small(part, name, timeout)
+    raw = await _read_small(part, name, pace)
     if content_type is not None and "text/plain" not in content_type:
         return TextPart(None, content_type)
     try:
@@ -149,17 +167,18 @@ async def read_form(
     *,
     data_sink: DataSink,
     max_in_memory: int,
-    read_timeout: float,
 ) -> None:
     """Read the whole form into `form`. `data` goes to data_sink, unless a `type` part
     came first: then the form holds a serialized object and `data` is read into
-    memory, up to max_in_memory bytes (TooLarge beyond).
+    memory (taken from the budget for the rest of the request), up to max_in_memory
+    bytes (TooLarge beyond). Every read keeps the request's pace (pace.py).
 
     InvalidInput for a body that is not a well-formed form; UploadAborted when the
     client goes away or stalls. On any error, `form` still holds what the sink made
     of the parts read so far, so the caller can discard it.
     """
-    await _read_parts(_reader(request), form, data_sink, max_in_memory, read_timeout)
+    reading = _Reading(pace_of(request), functools.partial(request_memory.cover, request))
+    await _read_parts(_reader(request), form, data_sink, max_in_memory, reading)
 
 
 async def _read_parts(
@@ -167,18 +186,19 @@ async def _read_parts(
     form: Form,
     data_sink: DataSink,
     max_in_memory: int,
-    read_timeout: float,
+    reading: _Reading,
 ) -> None:
     for _ in range(MAX_FORM_PARTS + 1):
         try:
             # The preamble, a boundary and a part's headers: small, and within the read
             # timeout like every other read of the body.
-            part = await asyncio.wait_for(reader.next(), read_timeout)
+            part = await reading.pace.read(reader.next())
         except ConnectionResetError as error:
             raise UploadAborted("the client closed the connection") from error
         except TimeoutError as error:
             raise UploadAborted(
-                f"the next boundary and part headers did not arrive within {read_timeout:g}s"
+                "the next boundary and part headers did not arrive within "
+                f"{reading.pace.read_timeout:g}s"
             ) from error
         except (
             ValueError,
@@ -192,7 +212,7 @@ async def _read_parts(
             return
         assert isinstance(part, BodyPartReader)
         try:
-            await _read_part(part, form, data_sink, max_in_memory, read_timeout)
+            await _read_part(part, form, data_sink, max_in_memory, reading)
         except ConnectionResetError as error:
             raise UploadAborted("the client closed the connection") from error
         except (ValueError, AssertionError) as error:
@@ -205,21 +225,22 @@ async def _read_part(
     form: Form,
     data_sink: DataSink,
     max_in_memory: int,
-    read_timeout: float,
+    reading: _Reading,
 ) -> None:
     name = part.name
+    pace = reading.pace
     if name == "data":
         data = DataPart(part.headers.get("Content-Type"), part.filename)
         if form.type is not None:
             refusal = f"A serialized object is larger than the limit of {max_in_memory} bytes"
-            data.in_memory = await _read_capped(part, max_in_memory, refusal, read_timeout)
+            data.in_memory = await _read_capped(part, max_in_memory, refusal, pace, reading.cover)
         else:
-            data.stored = await data_sink(_chunks(part, read_timeout))
+            data.stored = await data_sink(_chunks(part, pace))
         form.data = data  # the last `data` part wins; the sink's caller discards the others
     elif name == "type":
-        form.type = await _read_text(part, name, read_timeout)
+        form.type = await _read_text(part, name, pace)
     elif name == "valueType":
-        form.value_type = await _read_text(part, name, read_timeout)
+        form.value_type = await _read_text(part, name, pace)
     else:
         # Camunda ignores other parts; they still may not be large.
-        await _read_small(part, name or "", read_timeout)
+        await _read_small(part, name or "", pace)

@@ -15,7 +15,7 @@ from service.camunda.javatypes import is_java_type_name
 from service.camunda.messages import missing_case_on_write
 from service.camunda.values import NO_FILENAME, file_info_problem
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
-from service.http import keys, paths
+from service.http import keys, paths, request_memory
 from service.http.body import NOT_SUPPORTED
 from service.http.metrics import METRICS, counted, counts_uploads
 from service.http.multipart import DataPart, Form, is_multipart_form, read_form
@@ -86,7 +86,6 @@ async def post_variable_data(request: web.Request) -> web.Response:
             form,
             data_sink=_DataSink(request, blobs, store=may_store),
             max_in_memory=settings.max_json_bytes,
-            read_timeout=settings.client_read_timeout_seconds,
         )
         object_mode = form.type is not None
         if object_mode:
@@ -133,6 +132,8 @@ async def _object_value(request: web.Request, form: Form) -> NewValue | None:
     if not is_java_type_name(type_name):
         raise InvalidInput(f"Could not deserialize JSON object: Invalid type name '{type_name}'")
     raw = await _data_bytes(request, data)
+    # The bytes, the text decoded from them and what parsing them takes.
+    await request_memory.cover(request, 2 * len(raw) + jsontext.parse_cost(raw))
     try:
         text = raw.decode("utf-8")
         parsed = jsontext.loads(raw)
@@ -156,6 +157,7 @@ async def _data_bytes(request: web.Request, data: DataPart) -> bytes:
     blob: Blob = data.stored
     if blob.size > limit:
         raise TooLarge(f"A serialized object is larger than the limit of {limit} bytes")
+    await request_memory.cover(request, blob.size)
     return await request.app[keys.BLOBS].read_all(blob.key)
 
 
