@@ -77,8 +77,10 @@ async def test_a_transition_without_a_body_or_with_an_empty_one(client, db):
             "complete",
             "terminated",
             "05011",
-            "The case execution must be in state 'active' to complete, but it was in state "
-            "'terminated'",
+            (
+                "The case execution must be in state 'active' to complete, but it was in state "
+                "'terminated'"
+            ),
         ),
         (
             "terminate",
@@ -90,15 +92,19 @@ async def test_a_transition_without_a_body_or_with_an_empty_one(client, db):
             "terminate",
             "completed",
             "05011",
-            "The case execution must be in state 'active' to terminate, but it was in state "
-            "'completed'",
+            (
+                "The case execution must be in state 'active' to terminate, but it was in state "
+                "'completed'"
+            ),
         ),
         (
             "close",
             "active",
             "05008",
-            "The case instance must be in state '[completed|terminated|suspended]' to close it, "
-            "but the state is 'active'.",
+            (
+                "The case instance must be in state '[completed|terminated|suspended]' to close "
+                "it, but the state is 'active'."
+            ),
         ),
     ],
 )

@@ -20,6 +20,7 @@ from service.http import (
     cases,
     downloads,
     engines,
+    history_cases,
     openapi,
     ops,
     paths,
@@ -33,6 +34,7 @@ from service.private_api import default_expect_handler
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
+HISTORY_CASE = "/history/case-instance"
 VARIABLE_INSTANCE = "/variable-instance/{id}"
 HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
 
@@ -43,7 +45,9 @@ ENGINE_LIST = "engine-list"
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
-def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = None) -> None:
+def add_routes(  # noqa: PLR0915 - the route table: one statement per route
+    app: web.Application, *, expect_handler: ExpectHandler | None = None
+) -> None:
     """expect_handler answers `Expect: 100-continue`: it may refuse a body before it
     is sent (auth.py)."""
     expect = _expecting(expect_handler)
@@ -81,6 +85,24 @@ def add_routes(app: web.Application, *, expect_handler: ExpectHandler | None = N
     route("POST", CASE + "/complete", transitions.complete_case_instance, "case-complete")
     route("POST", CASE + "/close", transitions.close_case_instance, "case-close")
     route("POST", CASE + "/terminate", transitions.terminate_case_instance, "case-terminate")
+
+    route("GET", HISTORY_CASE, history_cases.list_historic_case_instances, "history-case-list")
+    route("POST", HISTORY_CASE, history_cases.query_historic_case_instances, "history-case-query")
+    route(
+        "GET",
+        HISTORY_CASE + "/count",
+        history_cases.count_historic_case_instances,
+        "history-case-count",
+    )
+    route(
+        "POST",
+        HISTORY_CASE + "/count",
+        history_cases.query_historic_case_instance_count,
+        "history-case-query-count",
+    )
+    route(
+        "GET", HISTORY_CASE + "/{id}", history_cases.get_historic_case_instance, "history-case-get"
+    )
 
     route("GET", CASE + "/variables", variables.get_variables, "variables-get")
     route("POST", CASE + "/variables", variables.modify_variables, "variables-modify")

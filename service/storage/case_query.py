@@ -71,7 +71,13 @@ def _variables_clause(where: Where, query: CaseQuery) -> str:
 
 def _where(query: CaseQuery) -> Where:
     where = Where()
-    where.add("c.state <> 'closed'")
+    where.add("c.state <> 'closed'")  # closed instances are history only
+    return case_filters(where, query)
+
+
+def case_filters(where: Where, query: CaseQuery) -> Where:
+    """The filters runtime and historic case-instance queries share, on case_instance c
+    (query.sorting is left to the caller)."""
     if query.state is not None:
         where.add(f"c.state = {where.bind(query.state)}")
     for column, value in (

@@ -19,6 +19,11 @@ import asyncpg
 
 from service.errors import Unavailable
 from service.storage.blobstore import Blob
+from service.storage.case_history import (
+    HistoricCaseQuery,
+    historic_count_sql,
+    historic_query_sql,
+)
 from service.storage.case_query import (
     CASE_COLUMNS,
     LIFE_COLUMNS,
@@ -250,6 +255,29 @@ class Repository:
                 case.tenant_id,
             )
             await self._write(connection, case.id, variables, ())
+
+    async def record_case_definition(
+        self, definition_id: str, key: str, tenant_id: str | None
+    ) -> None:
+        """Remember the case definition of key and tenant (a no-op once it is known)."""
+        async with self._connection("record_case_definition") as connection:
+            await connection.execute(
+                """
+                INSERT INTO case_definition (id, key, tenant_id) VALUES ($1, $2, $3)
+                ON CONFLICT (id) DO NOTHING
+                """,
+                definition_id,
+                key,
+                tenant_id,
+            )
+
+    async def find_case_definition(self, definition_id: str) -> tuple[str, str | None] | None:
+        """(key, tenant id) of a recorded case definition, None if there is none."""
+        async with self._connection("find_case_definition") as connection:
+            row = await connection.fetchrow(
+                "SELECT key, tenant_id FROM case_definition WHERE id = $1", definition_id
+            )
+        return None if row is None else (row["key"], row["tenant_id"])
 
     async def delete_case_instance(self, case_id: str) -> bool:
         """Delete the instance and its variables (their blobs become garbage through the
@@ -493,6 +521,22 @@ class Repository:
     async def count_case_instances(self, query: CaseQuery) -> int:
         sql, arguments = case_count_sql(query)
         async with self._connection("count_case_instances") as connection:
+            count = await connection.fetchval(sql, *arguments)
+        return int(count)
+
+    # --- historic case instances ---------------------------------------------
+
+    async def query_historic_case_instances(
+        self, query: HistoricCaseQuery, *, first: int, limit: int | None
+    ) -> list[CaseInstance]:
+        sql, arguments = historic_query_sql(query, first=first, limit=limit)
+        async with self._connection("query_historic_case_instances") as connection:
+            rows = await connection.fetch(sql, *arguments)
+        return [_case(row) for row in rows]
+
+    async def count_historic_case_instances(self, query: HistoricCaseQuery) -> int:
+        sql, arguments = historic_count_sql(query)
+        async with self._connection("count_historic_case_instances") as connection:
             count = await connection.fetchval(sql, *arguments)
         return int(count)
 
