@@ -1,26 +1,32 @@
-"""Upload and download throughput and memory of casevars against the same S3 directly.
+"""Upload and download throughput, CPU and memory of casevars against the same S3 directly.
 
 Starts `casevars serve` on its embedded default (a fresh data folder), streams generated
-values of each size through POST .../data and back through GET .../data (checking the
-SHA-256), does the same straight to the same SeaweedFS with aiobotocore, and prints MB/s
-(downloads: the best of three runs of each path, the paths alternating), the
-service/direct ratios and the service process's RSS sampled from /proc.
+values of each size through POST .../data (each service upload followed by one straight
+to the same SeaweedFS with aiobotocore, --runs times, medians printed), then back through
+GET .../data (checking the SHA-256) and straight from S3 (the best of three runs of each
+path, the paths alternating). Prints MB/s, the service/direct ratios, the service
+process's CPU-s per GiB (from /proc: the robust figure on a loaded machine, where
+ratios are noisy) and its RSS growth during each upload, and the load average.
 
     .venv/bin/python benchmarks/upload.py              # 1 GiB and 4 GiB
     .venv/bin/python benchmarks/upload.py --sizes 256  # sizes in MiB
     .venv/bin/python benchmarks/upload.py --no-splice  # downloads through Python
+    .venv/bin/python benchmarks/upload.py --sizes 1024 --no-downloads --profile /tmp/prof
+        # and one more upload per size recorded by py-spy (native frames, 200 Hz)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +53,8 @@ DIRECT_IN_FLIGHT = 2
 # the best is kept (warm caches for both, so the first read after a write, or a burst
 # of background work in SeaweedFS, does not decide the ratio).
 DOWNLOAD_RUNS = 3
+# Innermost frames of a profile printed.
+PROFILE_FRAMES = 8
 
 
 def free_port() -> int:
@@ -303,81 +311,208 @@ async def embedded_service(**settings: str) -> AsyncIterator[Service]:
         subprocess.run(["rm", "-rf", str(data_dir)], check=False)
 
 
-async def main(sizes_mib: list[int], *, splice: bool) -> None:
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclasses.dataclass
+class UploadRun:
+    seconds: float
+    direct_seconds: float
+    cpu_seconds: float
+    peak: int  # the service's peak RSS during the upload
+    peak_growth: int  # that peak above its RSS just before the upload
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """The two ways to S3: through the service, and straight with aiobotocore."""
+
+    session: aiohttp.ClientSession
+    service: Service
+    client: Any
+    s3: dict[str, Any]
+
+
+async def upload_runs(paths: Paths, size: int, runs: int) -> list[UploadRun]:
+    """`runs` uploads through the service, each followed by one straight to S3, so that
+    both paths see the same state of the (shared, loaded) machine."""
+    session, service, client, s3 = paths.session, paths.service, paths.client, paths.s3
+    pid = service.process.pid
+    results = []
+    for _ in range(runs):
+        before_rss = rss_bytes(pid)
+        before_cpu = cpu_seconds(pid)
+        seconds, peak = await service_upload(session, service.base, size, RssSampler(pid))
+        cpu = cpu_seconds(pid) - before_cpu
+        key = f"direct/{size}"
+        direct = await direct_upload(client, s3["bucket"], key, size)
+        await client.delete_object(Bucket=s3["bucket"], Key=key)
+        results.append(UploadRun(seconds, direct, cpu, peak, peak - before_rss))
+    return results
+
+
+async def download_runs(
+    paths: Paths, size: int, expected: str
+) -> tuple[list[float], list[float], float]:
+    """Service and direct download times (alternating) and the service's CPU-s per GiB."""
+    session, service, client, s3 = paths.session, paths.service, paths.client, paths.s3
+    pid = service.process.pid
+    key = f"direct/{size}"
+    await direct_upload(client, s3["bucket"], key, size)
+    downs, direct_downs = [], []
+    cpu = 0.0
+    for _ in range(DOWNLOAD_RUNS):
+        before = cpu_seconds(pid)
+        downs.append(await service_download(session, service.base, size, expected))
+        cpu += cpu_seconds(pid) - before
+        direct_downs.append(await direct_download(client, s3["bucket"], key, size, expected))
+    await client.delete_object(Bucket=s3["bucket"], Key=key)
+    return downs, direct_downs, cpu / (DOWNLOAD_RUNS * size / GIB)
+
+
+# Stacks of threads that wait rather than run (py-spy samples a thread blocked in a C
+# call as active): the child watcher, idle executor workers, the loop's epoll_wait.
+WAITING_FRAMES = ("wait4 (", "_queue_SimpleQueue_get", "epoll_wait (")
+
+
+def _frame_name(stack: list[str]) -> str:
+    """The innermost frame, and for an unresolved address (inside libc) the named
+    frame that called it."""
+    innermost = stack[-1]
+    if not innermost.startswith("0x"):
+        return innermost
+    callers = [frame for frame in stack if not frame.startswith("0x")]
+    return f"{innermost.split(' ', 1)[-1]} under {callers[-1] if callers else '?'}"
+
+
+def top_frames(raw: str, count: int) -> tuple[int, list[tuple[float, str]]]:
+    """The frames that were running (innermost) in most busy samples of a py-spy raw
+    (collapsed stacks) profile: the number of busy samples, and (share, frame)."""
+    samples: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit() or any(w in stack for w in WAITING_FRAMES):
+            continue
+        samples[_frame_name(stack.split(";"))] += int(number)
+        total += int(number)
+    return total, [(n / max(total, 1), frame) for frame, n in samples.most_common(count)]
+
+
+async def profiled_upload(
+    session: aiohttp.ClientSession, service: Service, size: int, output: Path
+) -> None:
+    """One more upload with py-spy recording the service (native frames, 200 Hz); not
+    counted in the figures: the sampling slows the process down."""
+    command = [
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "--native", "--function", "--rate", "200", "--format", "raw"),
+        *("--output", str(output), "--pid", str(service.process.pid)),
+    ]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    await asyncio.sleep(1)  # attached
+    await service_upload(session, service.base, size, RssSampler(service.process.pid))
+    spy.send_signal(signal.SIGINT)
+    _, errors = spy.communicate(timeout=60)
+    if not output.exists():
+        raise SystemExit(f"py-spy wrote no profile: {errors.decode(errors='replace')}")
+    busy, frames = top_frames(output.read_text(), PROFILE_FRAMES)
+    print(
+        f"{'':>8} profile of one {size // MIB} MiB upload: {output}; {busy} busy samples, "
+        "innermost frames:"
+    )
+    for share, frame in frames:
+        print(f"{'':>10} {share:6.1%}  {frame}")
+
+
+async def main(
+    sizes_mib: list[int], *, splice: bool, runs: int, downloads: bool, profile: Path | None
+) -> None:
     async with embedded_service(CASEVARS_SPLICE_DOWNLOADS=str(splice).lower()) as started:
-        process, base, data_dir = started.process, started.base, started.data_dir
-        cold = started.cold_start_seconds
+        pid, data_dir = started.process.pid, started.data_dir
         await asyncio.sleep(2)
-        idle = rss_bytes(process.pid)
+        idle = rss_bytes(pid)
         s3 = orjson.loads((data_dir / "embedded.json").read_bytes())["s3"]
-        print(f"cold start to ready: {cold:.1f} s; service idle RSS {idle / MIB:.1f} MiB")
-        print(f"{'size':>8} {'path':>8} {'up MB/s':>9} {'down MB/s':>10} {'peak RSS MiB':>13}")
-        peaks: dict[int, int] = {}
+        print(
+            f"cold start to ready: {started.cold_start_seconds:.1f} s; service idle RSS "
+            f"{idle / MIB:.1f} MiB; load average {loadavg()}"
+        )
         timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
             direct_client(s3) as client,
         ):
+            paths = Paths(session, started, client, s3)
             for size_mib in sizes_mib:
                 size = size_mib * MIB
-                _, expected = generated(size)
-                key = f"direct/{size}"
-                before_upload = cpu_seconds(process.pid)
-                up, peaks[size_mib] = await service_upload(
-                    session, base, size, RssSampler(process.pid)
+                gib = size / GIB
+                ups = await upload_runs(paths, size, runs)
+                up = mb_per_s(size, median([run.seconds for run in ups]))
+                direct = mb_per_s(size, median([run.direct_seconds for run in ups]))
+                print(
+                    f"{size_mib:>6}Mi upload, median of {runs} alternating runs: service "
+                    f"{up:.1f} MB/s, direct {direct:.1f} MB/s, ratio {up / direct:.2f} "
+                    f"(runs: {' '.join(f'{r.direct_seconds / r.seconds:.2f}' for r in ups)}); "
+                    f"load average {loadavg()}"
                 )
-                upload_cpu = cpu_seconds(process.pid) - before_upload
-                direct_up = await direct_upload(client, s3["bucket"], key, size)
-                # Alternated so that both paths see the same state of the machine.
-                downs, direct_downs = [], []
-                download_cpu = 0.0
-                for _ in range(DOWNLOAD_RUNS):
-                    before = cpu_seconds(process.pid)
-                    downs.append(await service_download(session, base, size, expected))
-                    download_cpu += cpu_seconds(process.pid) - before
-                    direct_downs.append(
-                        await direct_download(client, s3["bucket"], key, size, expected)
+                print(
+                    f"{'':>8} service CPU per GiB uploaded: "
+                    f"{median([run.cpu_seconds for run in ups]) / gib:.2f} s (runs: "
+                    + " ".join(f"{run.cpu_seconds / gib:.2f}" for run in ups)
+                    + "); peak RSS growth during the upload: "
+                    + " ".join(f"{run.peak_growth / MIB:.1f}" for run in ups)
+                    + f" MiB, peak above idle {(max(r.peak for r in ups) - idle) / MIB:.1f} MiB"
+                )
+                if downloads:
+                    _, expected = generated(size)
+                    downs, direct_downs, cpu_per_gib = await download_runs(paths, size, expected)
+                    down, direct_down = (
+                        mb_per_s(size, min(downs)),
+                        mb_per_s(size, min(direct_downs)),
                     )
-                await client.delete_object(Bucket=s3["bucket"], Key=key)
-                service = (mb_per_s(size, up), mb_per_s(size, min(downs)))
-                straight = (mb_per_s(size, direct_up), mb_per_s(size, min(direct_downs)))
-                print(
-                    f"{size_mib:>6}Mi {'service':>8} {service[0]:>9.1f} {service[1]:>10.1f} "
-                    f"{peaks[size_mib] / MIB:>13.1f}   downloads "
-                    + " ".join(f"{mb_per_s(size, t):.0f}" for t in downs)
-                )
-                print(
-                    f"{size_mib:>6}Mi {'direct':>8} {straight[0]:>9.1f} {straight[1]:>10.1f} "
-                    f"{'':>13}   downloads "
-                    + " ".join(f"{mb_per_s(size, t):.0f}" for t in direct_downs)
-                )
-                print(
-                    f"{size_mib:>6}Mi {'ratio':>8} {service[0] / straight[0]:>9.2f} "
-                    f"{service[1] / straight[1]:>10.2f}"
-                )
-                cpu_per_gib = download_cpu / (DOWNLOAD_RUNS * size / GIB)
-                print(
-                    f"{'':>8} service CPU per GiB uploaded: {upload_cpu / (size / GIB):.2f} s, "
-                    f"downloaded: {cpu_per_gib:.2f} s"
-                )
-        print(
-            "peak RSS above idle: "
-            + ", ".join(
-                f"{size} MiB value: {(peak - idle) / MIB:.1f} MiB" for size, peak in peaks.items()
-            )
-        )
-        if len(peaks) > 1:
-            values = list(peaks.values())
-            print(f"peak difference between sizes: {(max(values) - min(values)) / MIB:.1f} MiB")
+                    print(
+                        f"{'':>8} download, best of {DOWNLOAD_RUNS} alternating: service "
+                        f"{down:.1f} MB/s, direct {direct_down:.1f} MB/s, ratio "
+                        f"{down / direct_down:.2f}; service CPU per GiB downloaded: "
+                        f"{cpu_per_gib:.2f} s"
+                    )
+                if profile is not None:
+                    profile.mkdir(parents=True, exist_ok=True)
+                    await profiled_upload(
+                        session, started, size, profile / f"upload-{size_mib}MiB.txt"
+                    )
+        print(f"service RSS after: {rss_bytes(pid) / MIB:.1f} MiB (idle {idle / MIB:.1f})")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096], help="MiB")
+    parser.add_argument("--runs", type=int, default=3, help="upload runs per path and size")
     parser.add_argument(
         "--no-splice",
         action="store_true",
         help="downloads through Python (CASEVARS_SPLICE_DOWNLOADS=false), to compare",
     )
+    parser.add_argument("--no-downloads", action="store_true", help="uploads only")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="after the timed runs, one more upload per size recorded by py-spy into DIR "
+        "(needs py-spy in the venv: .venv/bin/pip install py-spy; root or ptrace rights)",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.sizes, splice=not arguments.no_splice))
+    asyncio.run(
+        main(
+            arguments.sizes,
+            splice=not arguments.no_splice,
+            runs=arguments.runs,
+            downloads=not arguments.no_downloads,
+            profile=arguments.profile,
+        )
+    )
