@@ -319,7 +319,10 @@ async def _instance(request: web.Request, kind: _Kind) -> tuple[str, VariableIns
 
 async def _get(request: web.Request, kind: _Kind) -> web.Response:
     _, instance = await _instance(request, kind)
-    deserialize = query_flag(request, "deserializeValue")
+    # Camunda reads deserializeValue; its OpenAPI document (and clients generated from
+    # it) name the historic one deserializeValues, taken too when the other is absent.
+    name = "deserializeValue" if "deserializeValue" in request.query else "deserializeValues"
+    deserialize = query_flag(request, name)
     return json_response(_json(kind, instance, deserialize=deserialize))
 
 

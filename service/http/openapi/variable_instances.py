@@ -453,7 +453,11 @@ def _paths_of(*, history: bool) -> Json:
                     **common(),
                     **errors(s404=not_found),
                 },
-                parameters=[_VARIABLE_INSTANCE_ID, *parameter_refs("DeserializeValue")],
+                # deserializeValues too: Camunda's OpenAPI document names it so for history.
+                parameters=[
+                    _VARIABLE_INSTANCE_ID,
+                    *parameter_refs("DeserializeValue", "DeserializeValues"),
+                ],
                 tags=tags,
             ),
         },
