@@ -1,6 +1,7 @@
 import pytest
 import yarl
 
+from service.camunda.definitions import case_definition_id
 from service.http.variables import MAX_MODIFICATIONS
 from tests.conftest import new_id
 from tests.forms import blob_states, create_case, upload_bytes, variable_row
@@ -164,7 +165,8 @@ async def test_creation_from_a_definition_is_bounded_like_modifications(client, 
     assert await response.json() == {
         "type": "InvalidRequestException",
         "message": (
-            f"Cannot instantiate case definition {key}: At most {MAX_MODIFICATIONS} "
+            f"Cannot instantiate case definition {case_definition_id(key, None)}: At most "
+            f"{MAX_MODIFICATIONS} "
             f"variables can be written in one request, not {MAX_MODIFICATIONS + 1}"
         ),
         "code": None,

@@ -113,7 +113,10 @@ async def test_served_at_openapi_json(client):
 
 def _example_path(path: str) -> str:
     return path.format(
-        id=openapi.EXAMPLE_CASE_ID, name=openapi.EXAMPLE_VARIABLE, key=openapi.EXAMPLE_KEY
+        id=openapi.EXAMPLE_CASE_ID,
+        name=openapi.EXAMPLE_VARIABLE,
+        key=openapi.EXAMPLE_KEY,
+        tenantId="acme",
     )
 
 

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from service.app import create_app
+from service.camunda.definitions import case_definition_id
 from service.http.query_params import MAX_QUERY_CONDITIONS, MAX_SORTING_ENTRIES, MAX_TENANT_IDS
 from service.storage.case_query import CaseQuery
 from service.storage.conditions import VariableCondition
@@ -294,7 +295,8 @@ async def test_create_with_a_bad_variable_creates_nothing(client, db, endpoints)
     body = await response.json()
     assert body["type"] == "InvalidRequestException"
     assert body["message"] == (
-        f"Cannot instantiate case definition {key}: Cannot convert value '1abc' of type "
+        f"Cannot instantiate case definition {case_definition_id(key, None)}: Cannot convert "
+        "value '1abc' of type "
         "'Integer' to java type java.lang.Integer"
     )
     assert (

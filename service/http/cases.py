@@ -1,17 +1,17 @@
-"""Case-instance handlers: create (PUT, a casevars extension), read, delete, create from
-a definition key, and the queries (GET and POST /case-instance and /count)."""
+"""Case-instance handlers: create (PUT, a casevars extension), read, delete, and the
+queries (GET and POST /case-instance and /count); definitions.py creates instances
+from a case definition."""
 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from service.errors import Conflict, InvalidInput, NotFound
-from service.http import keys, paths, query_params, variables
+from service.http import keys, paths, query_params
 from service.http.body import json_response, read_json
 from service.storage.case_query import CaseAttribute, CaseQuery
 from service.storage.conditions import VariableCondition
@@ -96,32 +96,6 @@ async def delete_case_instance(request: web.Request) -> web.Response:
     if not await request.app[keys.REPOSITORY].delete_case_instance(case_id):
         raise _not_found(case_id)
     return web.Response(status=204)
-
-
-# --- creation from a case definition key -----------------------------------------
-
-
-async def create_from_definition(request: web.Request) -> web.Response:
-    """POST /case-definition/key/{key}/create: a new instance with a generated id and
-    its first variables, in one transaction; nothing is created on a bad variable."""
-    key = paths.definition_key(request)
-    body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
-    body = {} if body is None else body
-    if not isinstance(body, dict):
-        raise InvalidInput("")
-    business_key = body.get("businessKey")
-    if business_key is not None and not isinstance(business_key, str):
-        raise InvalidInput("")
-    if business_key is not None:
-        paths.checked_field(business_key, "businessKey")
-    prefix = f"Cannot instantiate case definition {key}: "
-    values = variables.parse_values(body.get("variables"), (prefix, prefix, prefix))
-    case = CaseInstance(str(uuid.uuid4()), business_key, key, None, None)
-    async with variables.new_blobs(request) as blobs:
-        stored = await variables.stored_values(blobs, values)
-        async with blobs.committing(new.blob for new in stored.values()):
-            await request.app[keys.REPOSITORY].create_case_instance(case, stored)
-    return json_response(case_instance_json(case))
 
 
 # --- queries: GET and POST /case-instance and /count --------------------------------

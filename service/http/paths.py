@@ -89,6 +89,16 @@ def definition_key(request: web.Request) -> str:
     return _segment(request, "key", "case definition key", MAX_ID_LENGTH)
 
 
+def definition_id(request: web.Request) -> str:
+    """The case definition id from the path."""
+    return _segment(request, "id", "case definition id", MAX_ID_LENGTH)
+
+
+def tenant_id(request: web.Request) -> str:
+    """The tenant id from the path (/case-definition/key/{key}/tenant-id/{tenantId})."""
+    return _segment(request, "tenantId", "tenant id", MAX_ID_LENGTH)
+
+
 def checked_name(name: str) -> str:
     """A variable name from a body (deletions) checked like a path one; it may name a
     variable only GET .../variables shows."""

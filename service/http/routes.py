@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler
 
 from service.http import (
     cases,
+    definitions,
     downloads,
     engines,
     history_cases,
@@ -34,6 +35,7 @@ from service.private_api import default_expect_handler
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
+DEFINITION_KEY = "/case-definition/key/{key}"
 HISTORY_CASE = "/history/case-instance"
 VARIABLE_INSTANCE = "/variable-instance/{id}"
 HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
@@ -78,7 +80,14 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("POST", "/case-instance", cases.query_case_instances, "case-query")
     route("GET", "/case-instance/count", cases.count_case_instances, "case-count")
     route("POST", "/case-instance/count", cases.query_case_instance_count, "case-query-count")
-    route("POST", "/case-definition/key/{key}/create", cases.create_from_definition, "case-create")
+    route("POST", DEFINITION_KEY + "/create", definitions.create_from_key, "case-create")
+    route(
+        "POST",
+        DEFINITION_KEY + "/tenant-id/{tenantId}/create",
+        definitions.create_from_key_and_tenant,
+        "case-create-tenant",
+    )
+    route("POST", "/case-definition/{id}/create", definitions.create_from_id, "case-create-id")
     route("GET", CASE, cases.get_case_instance, "case-get")
     route("PUT", CASE, cases.put_case_instance, "case-put")
     route("DELETE", CASE, cases.delete_case_instance, "case-delete")

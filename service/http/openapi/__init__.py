@@ -20,7 +20,14 @@ import importlib.metadata
 import orjson
 from aiohttp import web
 
-from service.http.openapi import cases, components, operations, variable_instances, variables
+from service.http.openapi import (
+    cases,
+    components,
+    definitions,
+    operations,
+    variable_instances,
+    variables,
+)
 from service.http.openapi.blocks import Json
 from service.http.openapi.components import EXAMPLE_CASE_ID, EXAMPLE_KEY, EXAMPLE_VARIABLE
 from service.http.openapi.description import DESCRIPTION
@@ -62,6 +69,7 @@ def _built() -> Json:
             **operations.paths(),
             **operations.engine_paths(),
             **cases.paths(),
+            **definitions.paths(),
             **variables.paths(),
             **variable_instances.paths(),
         },

@@ -373,33 +373,6 @@ def paths() -> Json:
                 by_body=True,
             ),
         },
-        "/case-definition/key/{key}/create": {
-            "post": operation(
-                "createCaseInstance",
-                "Create a case instance",
-                "Camunda's route, without a case definition (casevars has none): a new case "
-                "instance with a generated id (a UUID), `caseDefinitionKey` = `{key}`, and "
-                "its first variables, in one transaction. Bytes and File contents go to "
-                "S3.",
-                {
-                    "200": json_response(schema("CaseInstance"), "The new case instance."),
-                    **json_body_common(),
-                    **errors(
-                        s400="A variable Camunda refuses: the PUT's type and message with "
-                        "the prefix `Cannot instantiate case definition {key}: `; nothing "
-                        f"is created. {BAD_JSON} A key or `businessKey` longer than "
-                        f"{MAX_ID_LENGTH} characters or containing NUL."
-                    ),
-                },
-                parameters=parameter_refs("CaseDefinitionKey"),
-                body=json_body(
-                    schema("CreateCaseInstance"),
-                    "The business key and variables; no body creates a bare instance.",
-                    required=False,
-                ),
-                tags=_TAGS,
-            )
-        },
         "/case-instance/{id}": {
             "get": operation(
                 "getCaseInstance",
