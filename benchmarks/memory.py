@@ -7,7 +7,9 @@ Starts `casevars serve` on its embedded default (a fresh data folder), then:
    SHA-256;
 2. a case holding --values Bytes values of 1 MiB (the inline limit: each is base64 in
    the listing), listed by --listings concurrent GET .../variables, each response's
-   values decoded and checked against their SHA-256.
+   values decoded and checked against their SHA-256;
+3. --json-bodies concurrent JSON bodies of --json-mib MiB of empty objects (the shape
+   whose parse takes the most memory per byte), which must be parsed to be answered.
 
 It samples the service's RSS from /proc throughout and prints, per phase, the peak
 against idle + CASEVARS_MEMORY_BUDGET_BYTES, and the RSS a few seconds after the load.
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import io
 import os
 import time
 from collections.abc import AsyncIterator
@@ -197,6 +200,43 @@ async def listings_phase(base: str, pid: int, count: int, listings: int) -> tupl
     return peak, after
 
 
+def structured_body(mib: int) -> bytes:
+    """About mib MiB of JSON that is all structure: a modification body padded with an
+    array of empty objects, the shape whose parse takes the most memory per byte."""
+    padding = b",".join([b"{}"] * (mib * MIB // 3))
+    return b'{"modifications": {}, "padding": [' + padding + b"]}"
+
+
+async def json_phase(base: str, pid: int, bodies: int, mib: int) -> tuple[int, int]:
+    """(peak RSS, RSS after) of concurrent JSON bodies that must be parsed before they
+    can be answered; every answer must be 2xx or 4xx."""
+    sent = structured_body(mib)
+    headers = {"Content-Type": "application/json"}
+    statuses: list[int] = []
+
+    async def post(session: aiohttp.ClientSession) -> None:
+        url = f"{base}/case-instance/mem-json/variables"
+        async with session.post(url, data=io.BytesIO(sent), headers=headers) as response:
+            await response.read()
+            statuses.append(response.status)
+
+    async with new_session() as session:
+        async with session.put(f"{base}/case-instance/mem-json") as response:
+            assert response.status in {200, 201}
+        with RssSampler(pid) as sampler:
+            started = time.perf_counter()
+            await asyncio.gather(*(post(session) for _ in range(bodies)))
+            seconds = time.perf_counter() - started
+            peak = sampler.peak
+    after = await settled_rss(pid)
+    assert all(status < 500 for status in statuses), statuses
+    print(
+        f"{bodies} concurrent JSON bodies of {mib} MiB of empty objects in {seconds:.1f} s; "
+        f"answers {sorted(set(statuses))}"
+    )
+    return peak, after
+
+
 async def main(arguments: argparse.Namespace) -> None:
     settings = {"CASEVARS_MEMORY_BUDGET_BYTES": arguments.budget} if arguments.budget else {}
     budget = parse_size(arguments.budget) if arguments.budget else Settings().memory_budget_bytes
@@ -214,6 +254,12 @@ async def main(arguments: argparse.Namespace) -> None:
                 base, process.pid, arguments.values, arguments.listings
             )
             report("listings", idle, peak, after, budget)
+        if arguments.json_bodies:
+            idle = rss_bytes(process.pid)
+            peak, after = await json_phase(
+                base, process.pid, arguments.json_bodies, arguments.json_mib
+            )
+            report("JSON bodies", idle, peak, after, budget)
 
 
 if __name__ == "__main__":
@@ -224,4 +270,8 @@ if __name__ == "__main__":
     parser.add_argument("--max-mib", type=int, default=64)
     parser.add_argument("--values", type=int, default=100, help="1 MiB values in the case")
     parser.add_argument("--listings", type=int, default=8, help="concurrent listings (0: none)")
+    parser.add_argument(
+        "--json-bodies", type=int, default=16, help="concurrent JSON bodies (0: none)"
+    )
+    parser.add_argument("--json-mib", type=int, default=4, help="size of each JSON body")
     asyncio.run(main(parser.parse_args()))
