@@ -40,8 +40,10 @@ class Casevars:
 
     def __init__(self, serve: Serve, tmp_path: Path) -> None:
         self.root = f"http://127.0.0.1:{serve.port}"
+        # Where Camunda mounts its REST API, the client's default base path.
+        rest_root = self.root + "/engine-rest"
         self.http = urllib3.PoolManager()
-        configuration = generic_camunda_client.Configuration(host=self.root)
+        configuration = generic_camunda_client.Configuration(host=rest_root)
         configuration.temp_folder_path = str(tmp_path)
         self.client = generic_camunda_client.ApiClient(configuration)
 
