@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import new_id
+from tests.conftest import casevars_env, new_id, run_casevars
 from tests.forms import blob_states, create_case, upload_bytes
 
 RUNTIME_KEYS = {
@@ -411,6 +411,13 @@ async def test_deleting_historic_variables(client, db, endpoints):
     assert deleted.status == 204
     assert (await client.get(f"/history/variable-instance/{blob_id}")).status == 404
     assert (await blob_states(db, key)) == {key: "garbage"}
+    # The collector takes it like any replaced value's blob, and nothing is left over.
+    env = casevars_env(endpoints)
+    collected = await run_casevars(env, "collect", "--grace", "0", "--pending-timeout", "3600")
+    assert collected.returncode == 0, collected.stderr
+    assert (await blob_states(db, key)) == {}
+    checked = await run_casevars(env, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     remaining = await _by_name(client, case_id, "/history/variable-instance")
     assert set(remaining) == {"text", "count", "flag", "order", "doc"}
 
