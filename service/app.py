@@ -59,6 +59,7 @@ async def _collector(app: web.Application) -> AsyncIterator[None]:
             prefix=app[keys.ENDPOINTS].s3_prefix,
             interval_seconds=settings.collector_interval_seconds,
             pending_timeout_seconds=settings.pending_timeout_seconds,
+            history_ttl_seconds=settings.history_ttl_seconds,
             on_pass=app[METRICS].collector_pass,
         )
     )

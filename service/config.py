@@ -24,6 +24,9 @@ PARTS_PER_SIZE_STEP = 1_000
 
 LogFormat = Literal["json", "console"]
 
+DAY_SECONDS = 86400
+HISTORY_TTL_DEFAULT_SECONDS = 180.0 * DAY_SECONDS
+
 
 class ConfigError(Exception):
     """A setting is missing, unknown or malformed. The message names it."""
@@ -118,6 +121,10 @@ class Settings:
     pending_timeout_seconds: float = 86400.0
     # Seconds between collector runs inside `serve`; 0 turns the collector off.
     collector_interval_seconds: float = 60.0
+    # A closed case instance and its variables stay readable in history this long after
+    # closing; then the collector removes them. 180 days: the history time to live
+    # Camunda 7.20 and later give definitions that set none.
+    history_ttl_seconds: float = HISTORY_TTL_DEFAULT_SECONDS
     # On SIGTERM, requests in flight get this long before they are aborted.
     shutdown_grace_seconds: float = 30.0
     # A client that sends nothing for this long is disconnected.
@@ -270,6 +277,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _finite_seconds(text: str) -> float:
+    value = parse_seconds(text)
+    if value == float("inf"):
+        raise ValueError(f"not a finite number of seconds: {text!r}")
+    return value
+
+
 def _log_format(text: str) -> LogFormat:
     lowered = text.strip().lower()
     if lowered == "json":
@@ -312,6 +326,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_GC_GRACE_SECONDS": ("gc_grace_seconds", parse_seconds),
     "CASEVARS_PENDING_TIMEOUT_SECONDS": ("pending_timeout_seconds", parse_seconds),
     "CASEVARS_COLLECTOR_INTERVAL_SECONDS": ("collector_interval_seconds", parse_seconds),
+    "CASEVARS_HISTORY_TTL_SECONDS": ("history_ttl_seconds", _finite_seconds),
     "CASEVARS_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", parse_seconds),
     "CASEVARS_CLIENT_READ_TIMEOUT_SECONDS": ("client_read_timeout_seconds", parse_seconds),
     "CASEVARS_CLIENT_MIN_BYTES_PER_SECOND": ("client_min_bytes_per_second", _rate),

@@ -132,8 +132,9 @@ async def run_migrate(settings: Settings) -> None:
 
 
 async def run_collect(settings: Settings, arguments: argparse.Namespace) -> int:
-    """One collector pass; --grace and --pending-timeout override the settings."""
-    pending_timeout = arguments.pending_timeout
+    """One collector pass; --grace, --pending-timeout and --history-ttl override the
+    settings."""
+    pending_timeout, history_ttl = arguments.pending_timeout, arguments.history_ttl
     async with (
         resolved_endpoints(settings, reuse_running=True) as endpoints,
         open_blob_store(settings, endpoints) as store,
@@ -147,11 +148,15 @@ async def run_collect(settings: Settings, arguments: argparse.Namespace) -> int:
             ),
             grace_seconds=arguments.grace,
             configured_grace_seconds=settings.gc_grace_seconds,
+            history_ttl_seconds=settings.history_ttl_seconds
+            if history_ttl is None
+            else history_ttl,
         )
     log.info("collect.done", **dataclasses.asdict(result))
     sys.stdout.write(
-        f"deleted {result.garbage_deleted} garbage and {result.pending_deleted} stale pending "
-        f"blobs, aborted {result.uploads_aborted} stale multipart uploads\n"
+        f"removed {result.history_removed} closed case instances past the history time to "
+        f"live, deleted {result.garbage_deleted} garbage and {result.pending_deleted} stale "
+        f"pending blobs, aborted {result.uploads_aborted} stale multipart uploads\n"
     )
     return 0
 
@@ -192,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the HTTP service (embedded Postgres and S3 by default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     collect = commands.add_parser(
-        "collect", help="delete due garbage and stale pending blobs, abort stale uploads"
+        "collect",
+        help="remove expired history, delete due garbage and stale pending blobs, abort stale "
+        "uploads",
     )
     collect.add_argument(
         "--grace",
@@ -207,6 +214,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="age of a pending blob or multipart upload that counts as a crash leftover "
         "(default: CASEVARS_PENDING_TIMEOUT_SECONDS)",
+    )
+    collect.add_argument(
+        "--history-ttl",
+        type=_seconds,
+        metavar="SECONDS",
+        help="remove case instances closed more than SECONDS ago, with their variables "
+        "(default: CASEVARS_HISTORY_TTL_SECONDS)",
     )
     check_command = commands.add_parser(
         "check", help="compare Postgres with the bucket; exit 1 on any inconsistency"

@@ -168,6 +168,11 @@ class Metrics:
             "Stale multipart uploads aborted by the collector",
             registry=registry,
         )
+        self.collector_history_removed = Counter(
+            "casevars_collector_history_removed",
+            "Closed case instances removed with their variables past the history time to live",
+            registry=registry,
+        )
         # Fixed label sets show as zeros from the start, so rate() works from the first
         # refusal on.
         for reason in UPLOAD_REFUSALS:
@@ -196,6 +201,7 @@ class Metrics:
         self.collector_garbage_deleted.inc(result.garbage_deleted)
         self.collector_pending_deleted.inc(result.pending_deleted)
         self.collector_uploads_aborted.inc(result.uploads_aborted)
+        self.collector_history_removed.inc(result.history_removed)
 
     # --- HTTP -------------------------------------------------------------------
 

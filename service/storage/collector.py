@@ -1,5 +1,6 @@
-"""The collector: deletes garbage blobs past their time and pending blobs left by
-crashed uploads, and aborts stale multipart uploads. It works in pages, so its memory
+"""The collector: removes closed case instances whose history time to live has passed,
+deletes garbage blobs past their time and pending blobs left by crashed uploads, and
+aborts stale multipart uploads. It works in pages, so its memory
 does not grow with the number of blobs, and it is safe with any number of replicas
 running it at once. check.py holds the consistency check."""
 
@@ -32,10 +33,16 @@ class CollectResult:
     garbage_deleted: int = 0
     pending_deleted: int = 0
     uploads_aborted: int = 0
+    history_removed: int = 0  # closed case instances past the history time to live
 
     @property
     def total(self) -> int:
-        return self.garbage_deleted + self.pending_deleted + self.uploads_aborted
+        return (
+            self.garbage_deleted
+            + self.pending_deleted
+            + self.uploads_aborted
+            + self.history_removed
+        )
 
 
 # Every page query skips rows a variable points at, whatever their state says: a blob
@@ -66,6 +73,20 @@ _STALE_PENDING = f"""
 """
 
 
+# Closed case instances whose history time to live ($3 seconds after closed_at) has
+# passed at $2, a page at a time. The delete cascades to their variables, whose trigger
+# (migrations/0003) makes their blobs garbage in the same statement: history's blobs go
+# the way of every other, and this pass or a later one deletes them after the grace.
+_EXPIRED_HISTORY = """
+    DELETE FROM case_instance WHERE id IN (
+        SELECT id FROM case_instance
+        WHERE state = 'closed'
+          AND closed_at <= coalesce($2::timestamptz, now()) - make_interval(secs => $3::float8)
+        LIMIT $1 FOR UPDATE SKIP LOCKED
+    )
+"""
+
+
 async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with defaults
     database: Database,
     store: BlobStore,
@@ -76,9 +97,11 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
     configured_grace_seconds: float = 0.0,
     now: datetime | None = None,
     page_rows: int = COLLECT_PAGE_ROWS,
+    history_ttl_seconds: float | None = None,
 ) -> CollectResult:
-    """One pass: delete due garbage and stale pending blobs (object, then row) and
-    abort multipart uploads under prefix older than the pending timeout.
+    """One pass: remove closed case instances history_ttl_seconds after they closed
+    (None: keep them), then delete due garbage and stale pending blobs (object, then
+    row) and abort multipart uploads under prefix older than the pending timeout.
 
     Garbage is due at its delete_after or, given grace_seconds, once it has been
     garbage that long (configured_grace_seconds dates rows marked before migration
@@ -86,7 +109,16 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
     fails: pages committed before stay done, the next pass picks up the rest.
     """
     async with Connections(database) as connections:
+        history = 0
+        if history_ttl_seconds is not None:
+            # A pool's connections carry the grace the trigger gives (db.py); a
+            # connection of its own from a DSN is told the configured one.
+            trigger_grace = configured_grace_seconds if isinstance(database, str) else None
+            history = await _remove_expired_history(
+                connections, page_rows, now, history_ttl_seconds, trigger_grace
+            )
         if now is None:
+            # Read after the history went: blobs it released with no grace are due now.
             async with connections.one() as connection:
                 now = await connection.fetchval("SELECT now()")
             assert isinstance(now, datetime)
@@ -104,7 +136,31 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
         stale = now - timedelta(seconds=pending_timeout_seconds)
         pending = await _collect_pages(connections, store, page_rows, _STALE_PENDING, stale)
     aborted = await _abort_stale_uploads(store, prefix, stale)
-    return CollectResult(garbage, pending, aborted)
+    return CollectResult(garbage, pending, aborted, history)
+
+
+async def _remove_expired_history(
+    connections: Connections,
+    page_rows: int,
+    now: datetime | None,
+    ttl_seconds: float,
+    trigger_grace_seconds: float | None,
+) -> int:
+    """Delete expired closed case instances in pages, one short transaction each;
+    replicas skip each other's pages. Returns how many."""
+    removed = 0
+    while True:
+        async with connections.one() as connection, connection.transaction():
+            if trigger_grace_seconds is not None:
+                await connection.execute(
+                    "SELECT set_config('casevars.gc_grace_seconds', $1, true)",
+                    str(trigger_grace_seconds),
+                )
+            status = await connection.execute(_EXPIRED_HISTORY, page_rows, now, ttl_seconds)
+        count = int(status.split()[-1])  # "DELETE n"
+        removed += count
+        if count < page_rows:
+            return removed
 
 
 async def _collect_pages(
@@ -148,6 +204,7 @@ async def collect_forever(  # noqa: PLR0913 - keyword-only knobs and a callback
     prefix: str,
     interval_seconds: float,
     pending_timeout_seconds: float,
+    history_ttl_seconds: float | None = None,
     on_pass: Callable[[CollectResult | None], None] | None = None,
 ) -> None:
     """Run collect_once every interval until cancelled. A failed pass is logged and
@@ -160,7 +217,11 @@ async def collect_forever(  # noqa: PLR0913 - keyword-only knobs and a callback
         result: CollectResult | None = None
         try:
             result = await collect_once(
-                pool, store, prefix=prefix, pending_timeout_seconds=pending_timeout_seconds
+                pool,
+                store,
+                prefix=prefix,
+                pending_timeout_seconds=pending_timeout_seconds,
+                history_ttl_seconds=history_ttl_seconds,
             )
         except Unavailable as error:
             log.warning("collector.unavailable", error=error.message)
