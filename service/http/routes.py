@@ -17,6 +17,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler
 
 from service.http import (
+    case_executions,
     cases,
     definitions,
     downloads,
@@ -36,6 +37,7 @@ from service.private_api import default_expect_handler
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
 DEFINITION_KEY = "/case-definition/key/{key}"
+EXECUTION = "/case-execution/{id}"
 HISTORY_CASE = "/history/case-instance"
 VARIABLE_INSTANCE = "/variable-instance/{id}"
 HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
@@ -121,6 +123,34 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("GET", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("HEAD", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("POST", VARIABLE + "/data", uploads.post_variable_data, "variable-data-post")
+
+    # A case instance's root case execution: its id and variables are the instance's.
+    ce = case_executions
+    route("GET", "/case-execution", ce.list_case_executions, "execution-list")
+    route("POST", "/case-execution", ce.query_case_executions, "execution-query")
+    route("GET", "/case-execution/count", ce.count_case_executions, "execution-count")
+    route("POST", "/case-execution/count", ce.query_case_execution_count, "execution-query-count")
+    route("GET", EXECUTION, ce.get_case_execution, "execution-get")
+    route("POST", EXECUTION + "/complete", ce.complete, "execution-complete")
+    route("POST", EXECUTION + "/terminate", ce.terminate, "execution-terminate")
+    route("POST", EXECUTION + "/manual-start", ce.manual_start, "execution-manual-start")
+    route("POST", EXECUTION + "/disable", ce.disable, "execution-disable")
+    route("POST", EXECUTION + "/reenable", ce.reenable, "execution-reenable")
+    # The same variable handlers and streams as the case instance's, the id from the
+    # path: `variables` and `localVariables` of a root execution are the same.
+    for kind, label in (
+        ("variables", "execution-variables"),
+        ("localVariables", "execution-local"),
+    ):
+        base, one = f"{EXECUTION}/{kind}", f"{EXECUTION}/{kind}/{{name}}"
+        route("GET", base, variables.get_variables, f"{label}-get")
+        route("POST", base, variables.modify_variables, f"{label}-modify")
+        route("GET", one, variables.get_variable, f"{label}-one-get")
+        route("PUT", one, variables.put_variable, f"{label}-one-put")
+        route("DELETE", one, variables.delete_variable, f"{label}-one-delete")
+        route("GET", one + "/data", downloads.get_variable_data, f"{label}-data-get")
+        route("HEAD", one + "/data", downloads.get_variable_data, f"{label}-data-get")
+        route("POST", one + "/data", uploads.post_variable_data, f"{label}-data-post")
 
     vi = variable_instances
     route("GET", "/variable-instance", vi.list_variable_instances, "variable-instance-list")

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from service.camunda.messages import missing_case_on_write
-from service.camunda.values import ValueProblem
+from service.camunda.values import ParsedValue, ValueProblem
 from service.errors import REST, CamundaError, Forbidden, InvalidInput, NotFound
 from service.http import keys, paths, variables
 from service.http.body import read_json
@@ -46,18 +46,19 @@ def refusal(transition: str, case_id: str, state: CaseState) -> str:
     )
 
 
-def _wording(transition: str, case_id: str) -> variables.Wording:
-    """Refused values as CaseInstanceResourceImpl words them: a conversion names the
+def _wording(transition: str, case_id: str, subject: str) -> variables.Wording:
+    """Refused values as CaseInstanceResourceImpl (subject "case instance") and
+    CaseExecutionResourceImpl ("case execution") word them: a conversion names the
     variable (RestException), the engine's problems come from the command."""
 
     def word(name: str, problem: ValueProblem) -> CamundaError:
         if problem.kind == "conversion":
             return InvalidInput(
-                f"Cannot {transition} case instance {case_id} due to invalid variable "
+                f"Cannot {transition} {subject} {case_id} due to invalid variable "
                 f"{name}: {problem.message}",
                 type_name=REST,
             )
-        prefix = f"Cannot {transition} case instance {case_id}: "
+        prefix = f"Cannot {transition} {subject} {case_id}: "
         return variables.value_problem(problem, (prefix, prefix, prefix))
 
     return word
@@ -109,13 +110,16 @@ def _deletions(
     return variables.deletion_names(names, prefix)
 
 
-async def _transition(request: web.Request, transition: str) -> web.Response:
-    case_id = paths.case_id(request)
+async def read_trigger(
+    request: web.Request, case_id: str, transition: str, subject: str
+) -> tuple[dict[str, ParsedValue], list[str]]:
+    """The values and deletions of a CaseExecutionTriggerDto body, refused as the
+    resource of subject ("case instance" or "case execution") refuses them."""
     body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
     body = {} if body is None else body
     if not isinstance(body, dict):
         raise InvalidInput("")
-    prefix = f"Cannot {transition} case instance {case_id}: "
+    prefix = f"Cannot {transition} {subject} {case_id}: "
     raw_values = body.get("variables")
     if isinstance(raw_values, dict):
         for obj in raw_values.values():
@@ -125,9 +129,18 @@ async def _transition(request: web.Request, transition: str) -> web.Response:
                 _jackson_boolean(obj.get("local"))
     items = _deletion_items(body.get("deletions"))
     values = variables.parse_values(
-        raw_values, (prefix, prefix, prefix), wording=_wording(transition, case_id)
+        raw_values, (prefix, prefix, prefix), wording=_wording(transition, case_id, subject)
     )
-    deletions = _deletions(items, prefix, values)
+    return values, _deletions(items, prefix, values)
+
+
+async def transition(
+    request: web.Request, transition: str, subject: str = "case instance"
+) -> web.Response:
+    """POST .../{id}/{transition} of a case instance, or of its root case execution."""
+    case_id = paths.case_id(request)
+    values, deletions = await read_trigger(request, case_id, transition, subject)
+    prefix = f"Cannot {transition} {subject} {case_id}: "
     missing = NotFound(prefix + missing_case_on_write(case_id), code=0)
     repository = request.app[keys.REPOSITORY]
     uploads = any(value.content is not None and not value.transient for value in values.values())
@@ -147,14 +160,14 @@ async def _transition(request: web.Request, transition: str) -> web.Response:
 
 async def complete_case_instance(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/complete: active -> completed."""
-    return await _transition(request, "complete")
+    return await transition(request, "complete")
 
 
 async def close_case_instance(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/close: completed or terminated -> closed (history only)."""
-    return await _transition(request, "close")
+    return await transition(request, "close")
 
 
 async def terminate_case_instance(request: web.Request) -> web.Response:
     """POST /case-instance/{id}/terminate: active -> terminated."""
-    return await _transition(request, "terminate")
+    return await transition(request, "terminate")

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from service.http.openapi import (
+    case_executions,
     cases,
     components,
     definitions,
@@ -61,6 +62,10 @@ def _built() -> Json:
             {"name": "Variables", "description": "Camunda's case-instance variable routes."},
             {"name": "Case instances", "description": "Query, create, read and delete."},
             {"name": "Operations", "description": "Probes, metrics and this document."},
+            {
+                "name": "Case executions",
+                "description": "A case instance's root case execution and its variables.",
+            },
             *variable_instances.tags(),
         ],
         "servers": operations.servers(),
@@ -70,6 +75,7 @@ def _built() -> Json:
             **operations.engine_paths(),
             **cases.paths(),
             **definitions.paths(),
+            **case_executions.paths(),
             **variables.paths(),
             **variable_instances.paths(),
         },
@@ -79,6 +85,7 @@ def _built() -> Json:
                 **operations.schemas(),
                 **components.value_schemas(),
                 **cases.schemas(),
+                **case_executions.schemas(),
                 **variables.schemas(),
                 **variable_instances.schemas(),
             },
