@@ -40,9 +40,9 @@ def schemas() -> Json:
         "CaseInstance": {
             "type": "object",
             "description": (
-                "Camunda's CaseInstanceDto. casevars has no case definitions: every key "
-                "is present, null where there is no value; `active` is always true, "
-                "`completed` and `terminated` false."
+                "Camunda's CaseInstanceDto: every key is present, null where there is "
+                "no value; one of `active`, `completed`, `terminated` is true (closed "
+                "instances are history only)."
             ),
             "required": [
                 "links",
@@ -152,8 +152,8 @@ def _query_body_schema() -> Json:
         "type": "object",
         "description": (
             "Camunda's CaseInstanceQueryDto: filters combined with AND, every key "
-            "optional, other keys ignored. `completed` or `terminated` true matches "
-            "nothing (casevars's case instances are always active)."
+            "optional, other keys ignored. Of `active`, `completed` and `terminated` "
+            "true, the last wins, as in Camunda; closed instances are never listed."
         ),
         "properties": properties,
     }
@@ -208,9 +208,9 @@ _QUERY_FILTERS = {
     "caseDefinitionId": "Exactly this case definition id.",
     "tenantIdIn": f"A comma-separated list of at most {MAX_TENANT_IDS} tenant ids.",
     "withoutTenantId": f"Only instances without a tenant. {_FLAG_TEXT}",
-    "active": f"Every casevars instance is active. {_FLAG_TEXT}",
-    "completed": f"Matches nothing when true (instances are never completed). {_FLAG_TEXT}",
-    "terminated": f"Matches nothing when true (instances are never terminated). {_FLAG_TEXT}",
+    "active": f"Only active instances. {_FLAG_TEXT}",
+    "completed": f"Only completed instances (wins over `active`). {_FLAG_TEXT}",
+    "terminated": f"Only terminated instances (wins over the others). {_FLAG_TEXT}",
     "variables": (
         f"Comma-separated `name_operator_value` conditions (at most {MAX_QUERY_CONDITIONS}), "
         "operator one of "
@@ -331,8 +331,8 @@ def paths() -> Json:
     list_ok = json_response(schema("CaseInstanceList"), "The matching case instances, in order.")
     count_ok = json_response(schema("Count"), "How many case instances match.")
     not_found = errors(
-        s404="Unknown case instance: `InvalidRequestException` `Case instance with id {id} "
-        "does not exist.`"
+        s404="Unknown or closed case instance: `InvalidRequestException` `Case instance "
+        "with id {id} does not exist.`"
     )
     return {
         "/case-instance": {
@@ -403,7 +403,9 @@ def paths() -> Json:
                     **errors(
                         s400=f"{BAD_JSON} An id or field longer than {MAX_ID_LENGTH} "
                         f"characters or containing NUL (`The businessKey is longer than "
-                        f"{MAX_ID_LENGTH} characters`)."
+                        f"{MAX_ID_LENGTH} characters`).",
+                        s409="The id is a closed case instance's, kept for history until "
+                        "its time to live passes: `InvalidRequestException`.",
                     ),
                 },
                 parameters=[CASE_ID],
