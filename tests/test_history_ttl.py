@@ -146,6 +146,7 @@ async def test_the_service_s_collector_applies_the_time_to_live(
     await _case_with_blobs(client, case_id)
     await _close(client, case_id)
     deadline = time.monotonic() + TEST_TIMEOUT_SECONDS
+    blobs = cases = None
     while time.monotonic() < deadline:
         blobs = await fresh_db.fetchval("SELECT count(*) FROM blob")
         cases = await fresh_db.fetchval("SELECT count(*) FROM case_instance")
