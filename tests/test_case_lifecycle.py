@@ -2,6 +2,7 @@
 variables and deletions, Camunda's refusals, and closed instances leaving the runtime
 routes."""
 
+import asyncio
 import base64
 
 import pytest
@@ -396,3 +397,29 @@ async def test_queries_filter_by_state(client):
     both = {"caseDefinitionKey": key, "active": "true", "terminated": "true"}
     listed = await (await client.get("/case-instance", params=both)).json()
     assert [case["id"] for case in listed] == [ids["terminated"]]
+
+
+async def test_a_write_racing_a_close_waits_and_then_finds_it_closed(client, db):
+    """A transition holds the case row (FOR NO KEY UPDATE) until it commits; a variable
+    write holds it FOR SHARE, so it waits, and then sees the closed state: nothing is
+    written into history after the close."""
+    case_id = new_id()
+    await create_case(client, case_id)
+    assert (await _transition(client, case_id, "complete")).status == 204
+    transaction = db.transaction()
+    await transaction.start()
+    await db.execute("SELECT 1 FROM case_instance WHERE id = $1 FOR NO KEY UPDATE", case_id)
+    await db.execute(
+        "UPDATE case_instance SET state = 'closed', closed_at = now() WHERE id = $1", case_id
+    )
+    put = asyncio.ensure_future(
+        client.put(f"/case-instance/{case_id}/variables/late", json={"value": 1})
+    )
+    await asyncio.sleep(0.3)
+    assert not put.done()  # waiting for the close to commit
+    await transaction.commit()
+    response = await put
+    assert response.status == 404
+    assert (
+        await db.fetchval("SELECT count(*) FROM variable WHERE case_instance_id = $1", case_id) == 0
+    )
