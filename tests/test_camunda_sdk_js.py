@@ -1,0 +1,180 @@
+"""camunda-bpm-sdk-js, Camunda's JavaScript SDK, against a running `casevars serve`:
+node runs each scenario of tests/clients/ through the SDK's resources (case
+definitions, case instances, case executions, variables, history) over a socket, at
+the REST roots the SDK builds (apiUri + /engine/default by default, or apiUri alone
+with `engine: false`). Every case operation the SDK has and casevars serves is called;
+what each scenario called is checked here.
+
+The SDK's newest release (7.7.4-SNAPSHOT, the only one on npm) lists grunt, browserify
+and a GitHub tarball among its dependencies, which only its build needs; the session
+fixture installs the package itself and its two runtime dependencies (superagent 1.4.0,
+as it pins, and q 1.x) with --ignore-scripts into build/, where later runs find them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.serving import Serve
+
+pytestmark = pytest.mark.timeout(300)
+
+SDK = "camunda-bpm-sdk-js"
+SDK_VERSION = "7.7.4-SNAPSHOT"
+RUNTIME_DEPENDENCIES = ("superagent@1.4.0", "q@1.5.1")
+CLIENTS = Path(__file__).parent / "clients"
+CACHE = Path(__file__).parents[1] / "build" / "npm"
+NPM_TIMEOUT_SECONDS = 240
+SCENARIO_TIMEOUT_SECONDS = 120
+
+# What each scenario calls: every case operation of the SDK that casevars serves. The
+# SDK's caseDefinition.get, getByKey, list, count, xml and updateHistoryTimeToLive and
+# history.caseActivityInstance(Count) and caseActivityStatistics need deployed CMMN
+# models and plan items, which casevars does not have (README).
+SCENARIOS = {
+    "case_lifecycle.js": {
+        "case-definition.create",
+        "case-instance.list",
+        "case-instance.count",
+        "case-instance.close",
+        "case-instance.terminate",
+        "case-execution.list",
+        "case-execution.count",
+        "case-execution.manualStart",
+        "case-execution.disable",
+        "case-execution.reenable",
+        "case-execution.complete",
+        "history.caseInstance",
+        "history.caseInstanceCount",
+    },
+    "case_variables.js": {
+        "case-definition.create",
+        "case-execution.modifyVariables",
+        "case-execution.deleteVariable",
+        "variable.instances",
+        "variable.count",
+        "variable.list",
+        "history.variableInstance",
+        "history.variableInstanceCount",
+    },
+}
+# (apiUri path, engine): the SDK's default engine under Camunda's mount point, the
+# default engine at the service root, and no engine (apiUri is the REST root).
+CONFIGURATIONS = [("/engine-rest", "default"), ("", "default"), ("", "")]
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+def _install(target: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        pytest.fail(
+            f"The {SDK} client tests need node and npm on PATH (Debian: apt-get install "
+            "nodejs npm); they install the SDK from the npm registry into build/npm."
+        )
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    flags = ["--no-save", "--no-package-lock", "--ignore-scripts", "--no-audit", "--no-fund"]
+    _run([npm, "install", *flags, *RUNTIME_DEPENDENCIES], partial)
+    _run([npm, "pack", f"{SDK}@{SDK_VERSION}", "--pack-destination", str(partial)], partial)
+    (packed,) = partial.glob(f"{SDK}-*.tgz")
+    package = partial / "node_modules" / SDK
+    with tarfile.open(packed) as archive:
+        for member in archive.getmembers():
+            # npm tarballs hold everything under package/.
+            member.name = member.name.removeprefix("package/")
+        archive.extractall(package, filter="data")
+    version = json.loads((package / "package.json").read_text())["version"]
+    assert version == SDK_VERSION, version
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+
+
+@pytest.fixture(scope="session")
+def sdk_modules() -> Path:
+    """node_modules holding the SDK and its runtime dependencies (installed once)."""
+    target = CACHE / f"{SDK}-{SDK_VERSION}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
+        # Two test runs at once install once.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "node_modules" / SDK / "package.json").exists():
+            _install(target)
+    return target / "node_modules"
+
+
+@pytest.fixture
+async def serve(endpoints, tmp_path) -> AsyncIterator[Serve]:
+    started = Serve(endpoints, tmp_path)
+    try:
+        await started.ready()
+        yield started
+    finally:
+        started.stop()
+
+
+async def _scenario(
+    script: str, serve: Serve, modules: Path, root: str, engine: str
+) -> dict[str, object]:
+    env = {
+        **os.environ,
+        "NODE_PATH": str(modules),
+        "CASEVARS_API_URI": f"http://127.0.0.1:{serve.port}{root}",
+        "CASEVARS_ENGINE": engine,
+    }
+    node = shutil.which("node")
+    assert node is not None
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(CLIENTS / script),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), SCENARIO_TIMEOUT_SECONDS)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    lines = out.decode().strip().splitlines()
+    assert lines, f"no result from {script}: {err.decode()}"
+    result: dict[str, object] = json.loads(lines[-1])
+    assert process.returncode == 0, f"{result.get('failed')}\n{err.decode()}"
+    return result
+
+
+@pytest.mark.parametrize(("root", "engine"), CONFIGURATIONS)
+@pytest.mark.parametrize("script", sorted(SCENARIOS))
+async def test_the_sdks_case_operations_pass(serve, sdk_modules, script, root, engine):
+    result = await _scenario(script, serve, sdk_modules, root, engine)
+    assert "failed" not in result
+    assert set(result["passed"]) == SCENARIOS[script]  # type: ignore[arg-type]
+
+
+async def test_an_unknown_engine_is_refused_to_the_sdk(serve, sdk_modules, tmp_path):
+    script = tmp_path / "unknown_engine.js"
+    script.write_text(
+        "const { refused, run } = require(" + json.dumps(str(CLIENTS / "sdk.js")) + ");\n"
+        "run(async (sdk) => {\n"
+        "  await refused(sdk, 'case-instance', 'count', 400, 'No process engine available', {});\n"
+        "});\n"
+    )
+    result = await _scenario(str(script), serve, sdk_modules, "/engine-rest", "foo")
+    assert result["passed"] == ["case-instance.count"]
