@@ -24,14 +24,13 @@ class Serve:
 
     def __init__(self, endpoints: Endpoints, tmp_path: Path, **settings: str) -> None:
         self.port = free_port()
-        env = casevars_env(
-            endpoints,
-            CASEVARS_PORT=str(self.port),
-            CASEVARS_COLLECTOR_INTERVAL_SECONDS="0",
-            CASEVARS_S3_PART_SIZE="5MiB",
-            CASEVARS_MAX_UPLOAD_BYTES="1GiB",
-            **settings,
-        )
+        defaults = {
+            "CASEVARS_PORT": str(self.port),
+            "CASEVARS_COLLECTOR_INTERVAL_SECONDS": "0",
+            "CASEVARS_S3_PART_SIZE": "5MiB",
+            "CASEVARS_MAX_UPLOAD_BYTES": "1GiB",
+        }
+        env = casevars_env(endpoints, **(defaults | settings))
         self.log = tmp_path / f"serve-{self.port}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
