@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import json
 import re
 import uuid
 from typing import Any
 
 import pytest
 
+from service.storage.db import create_pool
+from service.storage.repository import Repository
+from service.storage.variable_query import VariableAttribute, VariableQuery
 from tests.conftest import casevars_env, new_id, run_casevars
 from tests.forms import blob_states, create_case, upload_bytes
 
@@ -621,3 +626,78 @@ async def test_path_ids_are_checked(client):
     assert deleted.status == 400
     dotted = await client.get("/variable-instance/..%2Fx")
     assert dotted.status == 404
+
+
+@pytest.mark.parametrize(
+    "sorting",
+    [
+        (),
+        ((VariableAttribute.TENANT_ID, False), (VariableAttribute.NAME, True)),
+        ((VariableAttribute.TENANT_ID, True), (VariableAttribute.TYPE, False)),
+        ((VariableAttribute.CASE_INSTANCE_ID, True), (VariableAttribute.NOTHING, False)),
+    ],
+)
+async def test_pages_read_after_the_last_row_give_the_order_of_one_read(db, endpoints, sorting):
+    """Keyset paging (each page after the last row of the one before) lists what a single
+    read lists, in its order, for every sort key, nulls (tenant ids) included."""
+    prefix = new_id("paged")
+    for number in range(7):
+        case_id = f"{prefix}-{number}"
+        await db.execute(
+            "INSERT INTO case_instance (id, tenant_id) VALUES ($1, $2)",
+            case_id,
+            None if number % 3 == 0 else f"t{number % 2}",
+        )
+        for name, kind in (("a", "String"), ("b", "Integer"), ("a2", "Boolean")):
+            await db.execute(
+                "INSERT INTO variable (case_instance_id, name, type) VALUES ($1, $2, $3)",
+                case_id,
+                name,
+                kind,
+            )
+    pool = await create_pool(endpoints.dsn, max_size=2, timeout=5, gc_grace_seconds=0)
+    try:
+        repository = Repository(pool)
+        query = VariableQuery(
+            case_instance_ids=((tuple(f"{prefix}-{n}" for n in range(7))),), sorting=sorting
+        )
+
+        async def listed(**options: Any) -> list[str]:
+            found = repository.query_variable_instances(query, **options)
+            return [instance.variable.id async for instance in found]
+
+        whole = await listed(first=0, limit=None, page_rows=1000)
+        assert len(whole) == 21
+        for page_rows in (1, 2, 5):
+            assert await listed(first=0, limit=None, page_rows=page_rows) == whole
+            assert await listed(first=3, limit=10, page_rows=page_rows) == whole[3:13]
+    finally:
+        await pool.close()
+
+
+async def test_a_large_listing_is_streamed_whole(client):
+    """Past the 4 MiB held back, the JSON array streams (chunked), page after page, and
+    is the same JSON a small one would be."""
+    case_id = new_id()
+    await create_case(client, case_id)
+    text = "x" * (256 * 1024)
+    modifications = {f"v{n:03d}": {"value": text, "type": "String"} for n in range(24)}
+    response = await client.post(
+        f"/case-instance/{case_id}/variables",
+        data=io.BytesIO(json.dumps({"modifications": modifications}).encode()),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 204
+    listed = await client.get(
+        "/variable-instance",
+        params={"caseInstanceIdIn": case_id, "sortBy": "variableName", "sortOrder": "asc"},
+    )
+    assert listed.status == 200
+    assert "Content-Length" not in listed.headers  # streamed
+    found = await listed.json()
+    assert [i["name"] for i in found] == sorted(modifications)
+    assert all(i["value"] == text for i in found)
+    small = await client.get(
+        "/variable-instance", params={"caseInstanceIdIn": case_id, "maxResults": "2"}
+    )
+    assert small.headers["Content-Length"] == str(len(await small.read()))

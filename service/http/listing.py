@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -79,21 +79,42 @@ async def send_listing(
         else:
             window, head = 1, LISTING_HEAD_BYTES  # the values are in memory already
         output = _Output(request, head, hold, settings.client_read_timeout_seconds)
-        try:
+        with _cut_on_failure(request, output):
             await _in_order(variables, render, window, output.add)
-            return await output.finish()
-        except Exception as error:
-            if not output.started:
-                raise  # nothing sent yet: the error middleware answers
-            if isinstance(error, ConnectionError | TimeoutError):
-                log.info("listing.client_gone", path=request.path)  # or took nothing
-            else:
-                # The status line is gone: cut the connection so the client sees a
-                # short body rather than a complete-looking one.
-                log.exception("listing.cut", path=request.path)
-            if request.transport is not None:
-                request.transport.abort()
-            return output.response
+            await output.finish()
+        return output.response
+
+
+async def send_array(request: web.Request, items: AsyncIterator[Any]) -> web.StreamResponse:
+    """[item, ...] for JSON-able items that arrive a few at a time (a query read page by
+    page): held back and sent whole while it fits in LISTING_HEAD_BYTES, streamed
+    (chunked) beyond, in memory of one item and the head at most."""
+    timeout = request.app[keys.SETTINGS].client_read_timeout_seconds
+    output = _Output(request, LISTING_HEAD_BYTES, None, timeout, brackets=b"[]")
+    with _cut_on_failure(request, output):
+        async for item in items:
+            await output.add(memoryview(jsontext.dumps(item)))
+        await output.finish()
+    return output.response
+
+
+@contextlib.contextmanager
+def _cut_on_failure(request: web.Request, output: _Output) -> Iterator[None]:
+    """A failure is raised while nothing is sent (the error middleware answers it);
+    after the status line it cuts the connection, and is swallowed."""
+    try:
+        yield
+    except Exception as error:
+        if not output.started:
+            raise
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.info("listing.client_gone", path=request.path)  # or took nothing
+        else:
+            # The status line is gone: cut the connection so the client sees a short
+            # body rather than a complete-looking one.
+            log.exception("listing.cut", path=request.path)
+        if request.transport is not None:
+            request.transport.abort()
 
 
 async def _in_order(
@@ -126,12 +147,19 @@ async def _in_order(
 
 
 class _Output:
-    """The JSON object, held back while it fits in `head` bytes, streamed beyond. Once
-    streaming, the listing gives the head's share of its hold back; a client that
-    takes nothing of it for write_timeout seconds is dropped (TimeoutError)."""
+    """The JSON object (or array: brackets b"[]"), held back while it fits in `head`
+    bytes, streamed beyond. Once streaming, the listing gives the head's share of its
+    hold back; a client that takes nothing of it for write_timeout seconds is dropped
+    (TimeoutError)."""
 
     def __init__(
-        self, request: web.Request, head: int, hold: Hold | None, write_timeout: float
+        self,
+        request: web.Request,
+        head: int,
+        hold: Hold | None,
+        write_timeout: float,
+        *,
+        brackets: bytes = b"{}",
     ) -> None:
         self._request = request
         self._head_limit = head
@@ -140,7 +168,8 @@ class _Output:
         self._held: list[memoryview] = []
         self._size = 2  # of the held JSON, the braces included
         self._count = 0  # fragments added
-        self._pending = bytearray(b"{")  # small pieces not written yet
+        self._closing = brackets[1:]
+        self._pending = bytearray(brackets[:1])  # small pieces not written yet
         self.response = web.StreamResponse(status=200)
         self.response.content_type = "application/json"
 
@@ -169,7 +198,7 @@ class _Output:
             self.response.content_length = self._size
             await self.response.prepare(self._request)
             await self._send_held()
-        self._pending += b"}"
+        self._pending += self._closing
         await self._send(self._pending)
         await self.response.write_eof()
         return self.response

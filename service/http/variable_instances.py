@@ -8,7 +8,7 @@ historic one."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from service.errors import InvalidInput, NotFound
 from service.http import keys, paths, query_params
 from service.http.body import json_response, read_json
 from service.http.downloads import send_binary
+from service.http.listing import send_array
 from service.http.variables import query_flag
 from service.storage.conditions import VariableCondition
 from service.storage.repository import HistoricDeletion, VariableInstance
@@ -252,12 +253,17 @@ async def _query_from_body(request: web.Request, kind: _Kind) -> VariableQuery:
     return dataclasses.replace(query, sorting=sorting)
 
 
-async def _listed(request: web.Request, kind: _Kind, query: VariableQuery) -> web.Response:
+async def _listed(request: web.Request, kind: _Kind, query: VariableQuery) -> web.StreamResponse:
     first, limit = query_params.paging(request)
     deserialize = query_flag(request, "deserializeValues")
-    repository = request.app[keys.REPOSITORY]
-    found = await repository.query_variable_instances(query, first=first, limit=limit)
-    return json_response([_json(kind, instance, deserialize=deserialize) for instance in found])
+    found = request.app[keys.REPOSITORY].query_variable_instances(query, first=first, limit=limit)
+
+    async def rendered() -> AsyncIterator[dict[str, Any]]:
+        async for instance in found:
+            yield _json(kind, instance, deserialize=deserialize)
+
+    # Read page by page and streamed once large: a query may match millions.
+    return await send_array(request, rendered())
 
 
 async def _counted(request: web.Request, query: VariableQuery) -> web.Response:
@@ -265,12 +271,12 @@ async def _counted(request: web.Request, query: VariableQuery) -> web.Response:
     return json_response({"count": count})
 
 
-async def list_variable_instances(request: web.Request) -> web.Response:
+async def list_variable_instances(request: web.Request) -> web.StreamResponse:
     """GET /variable-instance."""
     return await _listed(request, RUNTIME, _query_from_string(request, RUNTIME))
 
 
-async def query_variable_instances(request: web.Request) -> web.Response:
+async def query_variable_instances(request: web.Request) -> web.StreamResponse:
     """POST /variable-instance: the same query with a JSON body."""
     return await _listed(request, RUNTIME, await _query_from_body(request, RUNTIME))
 
@@ -285,12 +291,12 @@ async def query_variable_instance_count(request: web.Request) -> web.Response:
     return await _counted(request, await _query_from_body(request, RUNTIME))
 
 
-async def list_historic_variable_instances(request: web.Request) -> web.Response:
+async def list_historic_variable_instances(request: web.Request) -> web.StreamResponse:
     """GET /history/variable-instance."""
     return await _listed(request, HISTORY, _query_from_string(request, HISTORY))
 
 
-async def query_historic_variable_instances(request: web.Request) -> web.Response:
+async def query_historic_variable_instances(request: web.Request) -> web.StreamResponse:
     """POST /history/variable-instance."""
     return await _listed(request, HISTORY, await _query_from_body(request, HISTORY))
 

@@ -561,12 +561,29 @@ class Repository:
     # --- variable instances (runtime and history) -------------------------------
 
     async def query_variable_instances(
-        self, query: VariableQuery, *, first: int, limit: int | None
-    ) -> list[VariableInstance]:
-        sql, arguments = variable_query_sql(query, first=first, limit=limit)
-        async with self._connection("query_variable_instances") as connection:
-            rows = await connection.fetch(sql, *arguments)
-        return [_variable_instance(row) for row in rows]
+        self, query: VariableQuery, *, first: int, limit: int | None, page_rows: int = 200
+    ) -> AsyncIterator[VariableInstance]:
+        """The matching variable instances, read page_rows at a time, each page a short
+        query of its own that starts after the last row of the one before (keyset
+        paging: no connection is held while the caller sends them, and a long listing
+        costs no more per page than a short one). Each row is as it was when its page
+        was read."""
+        after: dict[str, Any] | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            rows_wanted = page_rows if remaining is None else min(page_rows, remaining)
+            sql, arguments = variable_query_sql(
+                query, first=first if after is None else 0, limit=rows_wanted, after=after
+            )
+            async with self._connection("query_variable_instances") as connection:
+                rows = await connection.fetch(sql, *arguments)
+            for row in rows:
+                yield _variable_instance(row)
+            if len(rows) < rows_wanted:
+                return
+            after = dict(rows[-1].items())
+            if remaining is not None:
+                remaining -= len(rows)
 
     async def count_variable_instances(self, query: VariableQuery) -> int:
         sql, arguments = variable_count_sql(query)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from service.storage.conditions import VariableCondition, Where, value_clause
@@ -112,21 +113,64 @@ def _where(query: VariableQuery) -> Where:
     return where
 
 
-def variable_query_sql(
-    query: VariableQuery, *, first: int, limit: int | None
-) -> tuple[str, list[Any]]:
-    where = _where(query)
-    order = [
-        f"{_SORT_COLUMNS[attribute]} {'DESC' if descending else 'ASC'} NULLS LAST"
+# The column of each sort key and the row key a page's last row holds it under.
+_SORT_ROW_KEYS = {
+    VariableAttribute.NAME: "name",
+    VariableAttribute.TYPE: "type",
+    VariableAttribute.CASE_INSTANCE_ID: "case_instance_id",
+    VariableAttribute.TENANT_ID: "tenant_id",
+}
+
+
+def _order(query: VariableQuery) -> list[tuple[str, str, bool]]:
+    """(column, row key, descending) in sort order; v.id last, Camunda's default order,
+    which also makes the order total (paging repeatable, pages well-defined)."""
+    keys = [
+        (_SORT_COLUMNS[attribute], _SORT_ROW_KEYS[attribute], descending)
         for attribute, descending in query.sorting
         if attribute in _SORT_COLUMNS
     ]
-    order.append("v.id ASC")  # Camunda's default order; a stable one makes paging repeatable
+    return [*keys, ("v.id", "id", False)]
+
+
+def _after(where: Where, order: list[tuple[str, str, bool]], last: Mapping[str, Any]) -> str:
+    """Rows that come after `last` in the order (NULLS LAST either way): for some key,
+    every key before it equal and this one further on."""
+    alternatives = []
+    equal: list[str] = []
+    for position, (column, row_key, descending) in enumerate(order):
+        value = last[row_key]
+        # Typed: Postgres cannot tell the type of a parameter IS NOT DISTINCT FROM takes.
+        sql_type = "uuid" if row_key == "id" else "text"
+        if value is not None:
+            beyond = f"{column} {'<' if descending else '>'} {where.bind(value)}::{sql_type}"
+            alternatives.append(" AND ".join([*equal, f"({beyond} OR {column} IS NULL)"]))
+        if position < len(order) - 1:  # every parameter bound must be used
+            equal.append(f"{column} IS NOT DISTINCT FROM {where.bind(value)}::{sql_type}")
+    return "(" + " OR ".join(alternatives) + ")" if alternatives else "FALSE"
+
+
+def variable_query_sql(
+    query: VariableQuery,
+    *,
+    first: int,
+    limit: int | None,
+    after: Mapping[str, Any] | None = None,
+) -> tuple[str, list[Any]]:
+    """The page of up to limit variable instances from first on, or (after: the last
+    row of the page before) those that follow that row."""
+    where = _where(query)
+    order = _order(query)
+    if after is not None:
+        where.add(_after(where, order, after))
+    ordering = ", ".join(
+        f"{column} {'DESC' if descending else 'ASC'} NULLS LAST" for column, _, descending in order
+    )
     offset = where.bind(first)
     limit_sql = "ALL" if limit is None else where.bind(limit)
     sql = (
         f"SELECT {_COLUMNS} {_FROM} WHERE {where.sql()} "
-        f"ORDER BY {', '.join(order)} OFFSET {offset} LIMIT {limit_sql}"
+        f"ORDER BY {ordering} OFFSET {offset} LIMIT {limit_sql}"
     )
     return sql, where.arguments
 
