@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -61,6 +62,58 @@ class FlatMultipartReader(MultipartReader):
             subtype=self._mimetype.subtype,
             default_charset=self._default_charset,
         )
+
+
+class RawPart:
+    """A body part's content as aiohttp's HTTP parser received it: each chunk the
+    parser fed the request's stream, whole (StreamReader.readany() joins all it has
+    buffered into one copy, BodyPartReader.read_chunk() copies every chunk twice while
+    looking for the boundary). The reader looks for the boundary itself, then gives
+    back what follows it with finish(), which leaves the part read to its end, as
+    read_chunk() would, for MultipartReader.next()."""
+
+    # Private: BodyPartReader's _boundary (b"--" + the form's boundary), _content (the
+    # request's StreamReader) and _at_eof; StreamReader's _buffer (the chunks fed and
+    # not yet read), _eof, _exception, _wait() (what its reads await) and
+    # _read_nowait_chunk() (one chunk off the buffer, resuming the protocol as reads do).
+    def __init__(self, part: BodyPartReader) -> None:
+        self._part = part
+        self._stream: StreamReader = part._content  # noqa: SLF001
+        self.boundary: bytes = part._boundary  # noqa: SLF001
+
+    @classmethod
+    def of(cls, part: BodyPartReader) -> RawPart | None:
+        """None when the part has a Content-Length header of its own: aiohttp then
+        reads it by that length, not by its boundary."""
+        if "Content-Length" in part.headers:
+            return None
+        return cls(part)
+
+    def chunk(self) -> bytes | None:
+        """The next chunk received; b"" at the end of the body; None when nothing is
+        there yet (await arrival(), then ask again)."""
+        stream = self._stream
+        if stream._exception is not None:  # noqa: SLF001
+            raise stream._exception  # noqa: SLF001
+        if stream._buffer:  # noqa: SLF001
+            return stream._read_nowait_chunk(-1)  # noqa: SLF001
+        return b"" if stream._eof else None  # noqa: SLF001
+
+    async def arrival(self) -> None:
+        """Until a chunk or the end of the body has arrived (or the client is gone:
+        the stream's exception, as its reads raise it)."""
+        stream = self._stream
+        while not stream._buffer and not stream._eof:  # noqa: SLF001
+            await stream._wait("readany")  # noqa: SLF001
+
+    def finish(self, rest: bytes) -> None:
+        """The part has ended: rest (what followed the CRLF before its boundary
+        delimiter, starting with that delimiter's "--") goes back to the stream."""
+        self._part._at_eof = True  # noqa: SLF001
+        with warnings.catch_warnings():
+            # Deprecated, and what BodyPartReader itself does with what it read too far.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._stream.unread_data(rest)
 
 
 # What MultipartReader.next() raises for part headers beyond max_field_size or

@@ -21,8 +21,9 @@ from aiohttp import (
 
 from service.errors import REST, InvalidInput, TooLarge, UploadAborted
 from service.http import request_memory
+from service.http.data_part import data_chunks
 from service.http.pace import Pace, pace_of
-from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader
+from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader, RawPart
 
 # Form parts other than `data` are names and type names: small.
 MAX_TEXT_PART_BYTES = 64 * 1024
@@ -127,6 +128,13 @@ async def _chunks(part: BodyPartReader, pace: Pace) -> AsyncIterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def _data_chunks(part: BodyPartReader, pace: Pace) -> AsyncIterator[bytes]:
+    raw = RawPart.of(part)
+    if raw is None:
+        return _chunks(part, pace)
+    return data_chunks(raw, pace.read, pace.read_timeout)
 
 
 async def _read_capped(
@@ -235,7 +243,7 @@ async def _read_part(
             refusal = f"A serialized object is larger than the limit of {max_in_memory} bytes"
             data.in_memory = await _read_capped(part, max_in_memory, refusal, pace, reading.cover)
         else:
-            data.stored = await data_sink(_chunks(part, pace))
+            data.stored = await data_sink(_data_chunks(part, pace))
         form.data = data  # the last `data` part wins; the sink's caller discards the others
     elif name == "type":
         form.type = await _read_text(part, name, pace)

@@ -44,7 +44,9 @@ class Pace:
         """pending's result; TimeoutError after read_timeout, UploadAborted when the
         body has come too slowly."""
         started = time.monotonic()
-        result = await asyncio.wait_for(pending, self.read_timeout)
+        # Not asyncio.wait_for: on Python 3.11 it makes a task of every read it times.
+        async with asyncio.timeout(self.read_timeout):
+            result = await pending
         self._count(time.monotonic() - started)
         return result
 
