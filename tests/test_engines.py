@@ -85,6 +85,11 @@ async def test_an_unknown_engine_is_camundas_400_and_writes_nothing(client, root
         ("GET", "/case-instance", None),
         ("POST", "/case-definition/key/k/create", {}),
         ("POST", "/case-instance", "not json at all"),
+        ("GET", f"/case-execution/{case_id}", None),
+        ("POST", "/case-execution/count", {}),
+        ("POST", f"/case-execution/{case_id}/variables", {"modifications": {}}),
+        ("POST", "/case-definition/key/k/tenant-id/t/create", {}),
+        ("POST", "/case-definition/k:1:x/create", {}),
     ]:
         response = await client.request(method, root + path, json=payload)
         assert response.status == 400, (method, path)
