@@ -71,6 +71,8 @@ def queries(variable_id: str, cases: int) -> list[Query]:
         ("one by id", "GET", f"/variable-instance/{variable_id}", None),
         ("name, first 100", "GET", "/variable-instance?variableName=v3&maxResults=100", None),
         ("name, count", "GET", "/variable-instance/count?variableName=v3", None),
+        # A tenth of all instances' v3, read in pages and streamed.
+        ("name, all", "GET", "/variable-instance?variableName=v3", None),
         ("10 case instances", "GET", f"/variable-instance?caseInstanceIdIn={some_cases}", None),
         (
             "value = 42 (body)",

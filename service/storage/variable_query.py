@@ -122,6 +122,11 @@ _SORT_ROW_KEYS = {
 }
 
 
+# The only sort key that can be null; the others are compared as plain ranges, which
+# an index can walk (`v.id > $1` for the default order).
+_NULLABLE = frozenset({"tenant_id"})
+
+
 def _order(query: VariableQuery) -> list[tuple[str, str, bool]]:
     """(column, row key, descending) in sort order; v.id last, Camunda's default order,
     which also makes the order total (paging repeatable, pages well-defined)."""
@@ -144,7 +149,9 @@ def _after(where: Where, order: list[tuple[str, str, bool]], last: Mapping[str, 
         sql_type = "uuid" if row_key == "id" else "text"
         if value is not None:
             beyond = f"{column} {'<' if descending else '>'} {where.bind(value)}::{sql_type}"
-            alternatives.append(" AND ".join([*equal, f"({beyond} OR {column} IS NULL)"]))
+            if row_key in _NULLABLE:
+                beyond = f"({beyond} OR {column} IS NULL)"
+            alternatives.append(" AND ".join([*equal, beyond]))
         if position < len(order) - 1:  # every parameter bound must be used
             equal.append(f"{column} IS NOT DISTINCT FROM {where.bind(value)}::{sql_type}")
     return "(" + " OR ".join(alternatives) + ")" if alternatives else "FALSE"
