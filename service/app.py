@@ -27,6 +27,7 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
         max_size=settings.db_pool_max_size,
         timeout=settings.db_timeout_seconds,
         gc_grace_seconds=settings.gc_grace_seconds,
+        transaction_pooling=settings.db_transaction_pooling,
     )
     app[keys.POOL] = pool
     app[keys.REPOSITORY] = Repository(pool, observe=app[METRICS].postgres_call)

@@ -104,6 +104,9 @@ class Settings:
     # Seconds to wait for a Postgres connection or query before a 503.
     db_timeout_seconds: float = 10.0
     db_pool_max_size: int = 10
+    # Postgres is reached through a pooler in transaction mode (PgBouncer's
+    # pool_mode=transaction): no prepared-statement cache, no session settings.
+    db_transaction_pooling: bool = False
     # A larger upload is refused with 413 as soon as the limit is crossed.
     max_upload_bytes: int = S3_MAX_OBJECT_SIZE
     # JSON bodies and serialized objects are parsed in memory: this bounds them.
@@ -318,6 +321,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_S3_TIMEOUT_SECONDS": ("s3_timeout_seconds", parse_seconds),
     "CASEVARS_DB_TIMEOUT_SECONDS": ("db_timeout_seconds", parse_seconds),
     "CASEVARS_DB_POOL_MAX_SIZE": ("db_pool_max_size", _positive_int),
+    "CASEVARS_DB_TRANSACTION_POOLING": ("db_transaction_pooling", parse_bool),
     "CASEVARS_MAX_UPLOAD_BYTES": ("max_upload_bytes", _size),
     "CASEVARS_MAX_JSON_BYTES": ("max_json_bytes", _size),
     "CASEVARS_INLINE_BYTES_LIMIT": ("inline_bytes_limit", parse_size),

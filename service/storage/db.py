@@ -69,16 +69,37 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     on pooled connections), and asyncpg still rolls back an unfinished transaction."""
 
 
+# Replicas behind one pooler share this row: the one started last sets it.
+_KEEP_GRACE = """
+    INSERT INTO casevars_setting (name, value) VALUES ('gc_grace_seconds', $1)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+
+
 async def create_pool(
-    dsn: str, *, max_size: int, timeout: float, gc_grace_seconds: float
+    dsn: str,
+    *,
+    max_size: int,
+    timeout: float,
+    gc_grace_seconds: float,
+    transaction_pooling: bool = False,
 ) -> asyncpg.Pool:
     """A pool whose connections speak jsonb through orjson; Unavailable if Postgres is down.
 
-    Each connection carries the garbage grace period for the trigger that hands
-    released blobs to the collector (migrations/0003).
+    The trigger that hands released blobs to the collector (migrations/0003) takes its
+    garbage grace period from each connection's session. Through a pooler in
+    transaction mode there is no session to rely on: the grace goes to the
+    casevars_setting table instead (migrations/0009), and prepared statements are not
+    cached (a named statement lives on one server connection, the next transaction may
+    run on another).
     """
+    session: dict[str, Any] = (
+        {"statement_cache_size": 0}
+        if transaction_pooling
+        else {"server_settings": {"casevars.gc_grace_seconds": str(gc_grace_seconds)}}
+    )
     try:
-        return await asyncpg.create_pool(
+        pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
             max_size=max_size,
@@ -86,10 +107,17 @@ async def create_pool(
             command_timeout=timeout,
             init=init_connection,
             reset=_keep_session,
-            server_settings={"casevars.gc_grace_seconds": str(gc_grace_seconds)},
+            **session,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         raise Unavailable(f"Postgres is unavailable: {error}") from error
+    if transaction_pooling:
+        try:
+            await pool.execute(_KEEP_GRACE, str(gc_grace_seconds))
+        except BaseException:
+            await pool.close()
+            raise
+    return pool
 
 
 async def ping(dsn: str, *, timeout: float) -> None:
@@ -140,10 +168,13 @@ class Connections:
     async def __aenter__(self) -> Self:
         if isinstance(self._database, str):
             with postgres_errors():
+                # No statement cache: it saves nothing here, and a pooler in
+                # transaction mode would lose its statements between transactions.
                 self._connection = await asyncpg.connect(
                     self._database,
                     timeout=CONNECT_TIMEOUT_SECONDS,
                     command_timeout=QUERY_TIMEOUT_SECONDS,
+                    statement_cache_size=0,
                 )
         return self
 

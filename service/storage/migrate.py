@@ -1,5 +1,8 @@
 """Applies migrations/NNNN_name.sql in order, each in its own transaction, under a
-Postgres advisory lock so that replicas starting together apply each file once."""
+Postgres advisory lock so that replicas starting together apply each file once. The
+lock is a transaction's, not the session's, so that migrating works through a pooler
+in transaction mode too (PgBouncer), where a session lock would stay behind on
+whichever server connection took it."""
 
 from __future__ import annotations
 
@@ -66,51 +69,60 @@ async def migrate(
 ) -> list[str]:
     """Apply what is not applied yet; returns the names applied now."""
     migrations = load_migrations(folder or migrations_dir())
-    connection = await asyncpg.connect(dsn, timeout=timeout)
+    # No statement cache: through a pooler the next transaction may run on another
+    # server connection, which does not have the statements this one prepared.
+    connection = await asyncpg.connect(dsn, timeout=timeout, statement_cache_size=0)
     try:
-        await connection.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_ID)
-        try:
-            return await _apply_pending(connection, migrations)
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_ID)
+        return await _apply_pending(connection, migrations)
     finally:
         await connection.close()
 
 
 async def _apply_pending(connection: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
-    await connection.execute(
-        """
-        CREATE TABLE IF NOT EXISTS schema_migration (
-            version    integer PRIMARY KEY,
-            name       text NOT NULL,
-            checksum   text NOT NULL,
-            applied_at timestamptz NOT NULL DEFAULT now()
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_ID)
+        await connection.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migration (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
         )
-        """
-    )
-    applied = {
-        row["version"]: row["checksum"]
-        for row in await connection.fetch("SELECT version, checksum FROM schema_migration")
-    }
     done = []
     for migration in migrations:
-        if migration.version in applied:
-            if applied[migration.version] != migration.checksum:
-                log.warning("migrate.changed_after_apply", migration=migration.name)
-            continue
         try:
-            async with connection.transaction():
-                await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                await connection.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
-                await connection.execute(migration.sql)
-                await connection.execute(
-                    "INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            applied = await _apply_one(connection, migration)
         except asyncpg.PostgresError as error:
             raise MigrationError(f"{migration.name}: {error}") from error
-        log.info("migrate.applied", migration=migration.name)
-        done.append(migration.name)
+        if applied:
+            log.info("migrate.applied", migration=migration.name)
+            done.append(migration.name)
     return done
+
+
+async def _apply_one(connection: asyncpg.Connection, migration: Migration) -> bool:
+    """Apply migration unless it is applied already; whether it was applied now."""
+    async with connection.transaction():
+        # Read under the lock: a replica starting at the same time may have applied it
+        # a moment ago.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_ID)
+        checksum = await connection.fetchval(
+            "SELECT checksum FROM schema_migration WHERE version = $1", migration.version
+        )
+        if checksum is not None:
+            if checksum != migration.checksum:
+                log.warning("migrate.changed_after_apply", migration=migration.name)
+            return False
+        await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        await connection.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+        await connection.execute(migration.sql)
+        await connection.execute(
+            "INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)",
+            migration.version,
+            migration.name,
+            migration.checksum,
+        )
+    return True
