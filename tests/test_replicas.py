@@ -14,6 +14,7 @@ import io
 import json
 import random
 import signal
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -98,7 +99,7 @@ class Worker:
         self._turn += 1
         return f"http://127.0.0.1:{self.replicas[self._turn % REPLICAS].port}"
 
-    async def _send(self, method: str, path: str, **options: object) -> int | None:
+    async def _send(self, method: str, path: str, **options: Any) -> int | None:
         """The status, or None when the replica gave no answer (killed)."""
         try:
             async with self.session.request(method, self._base() + path, **options) as response:
