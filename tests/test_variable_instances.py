@@ -664,7 +664,7 @@ async def test_pages_read_after_the_last_row_give_the_order_of_one_read(db, endp
 
         async def listed(**options: Any) -> list[str]:
             found = repository.query_variable_instances(query, **options)
-            return [instance.variable.id async for instance in found]
+            return [instance.variable.id async for page in found for instance in page]
 
         whole = await listed(first=0, limit=None, page_rows=1000)
         assert len(whole) == 21

@@ -85,15 +85,16 @@ async def send_listing(
         return output.response
 
 
-async def send_array(request: web.Request, items: AsyncIterator[Any]) -> web.StreamResponse:
-    """[item, ...] for JSON-able items that arrive a few at a time (a query read page by
-    page): held back and sent whole while it fits in LISTING_HEAD_BYTES, streamed
-    (chunked) beyond, in memory of one item and the head at most."""
+async def send_array(request: web.Request, pages: AsyncIterator[list[Any]]) -> web.StreamResponse:
+    """[item, ...] for JSON-able items that arrive a page at a time (a query read page
+    by page): held back and sent whole while it fits in LISTING_HEAD_BYTES, streamed
+    (chunked) beyond, in memory of one page and the head at most."""
     timeout = request.app[keys.SETTINGS].client_read_timeout_seconds
     output = _Output(request, LISTING_HEAD_BYTES, None, timeout, brackets=b"[]")
     with _cut_on_failure(request, output):
-        async for item in items:
-            await output.add(memoryview(jsontext.dumps(item)))
+        async for page in pages:
+            if page:  # its items, comma-separated: the JSON array without brackets
+                await output.add(memoryview(jsontext.dumps(page))[1:-1])
         await output.finish()
     return output.response
 

@@ -258,9 +258,9 @@ async def _listed(request: web.Request, kind: _Kind, query: VariableQuery) -> we
     deserialize = query_flag(request, "deserializeValues")
     found = request.app[keys.REPOSITORY].query_variable_instances(query, first=first, limit=limit)
 
-    async def rendered() -> AsyncIterator[dict[str, Any]]:
-        async for instance in found:
-            yield _json(kind, instance, deserialize=deserialize)
+    async def rendered() -> AsyncIterator[list[dict[str, Any]]]:
+        async for page in found:
+            yield [_json(kind, instance, deserialize=deserialize) for instance in page]
 
     # Read page by page and streamed once large: a query may match millions.
     return await send_array(request, rendered())
