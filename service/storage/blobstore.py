@@ -33,6 +33,8 @@ T = TypeVar("T")
 
 # Slices a part is written to the S3 connection in.
 WRITE_SLICE_BYTES = 1024 * 1024
+# Parts at least this large are hashed in a worker thread; smaller ones at once.
+THREAD_HASH_BYTES = 1024 * 1024
 # Size of the chunks a download is read from S3 in.
 READ_CHUNK_BYTES = 1024 * 1024
 # DeleteObjects takes at most 1,000 keys per request.
@@ -278,7 +280,7 @@ class BlobStore:
             buffers=buffers,
             stall_seconds=self._stall_seconds,
         )
-        digest = hashlib.sha256()
+        hasher = _PartHasher()
         size = 0
         first = part_size_for(0, self._part_size)
         try:
@@ -291,7 +293,6 @@ class BlobStore:
                 size += len(chunk)
                 if size > max_bytes:
                     raise ValueTooLarge(max_bytes)
-                digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     part_size = part_size_for(upload.parts_sent, self._part_size)
@@ -305,15 +306,19 @@ class BlobStore:
                     filled += take
                     view = view[take:]
                     if filled == part_size:
-                        await upload.send(buffer, filled)
+                        await upload.send(buffer, filled, await hasher.add(buffer, filled))
                         buffer = None
-            await upload.finish(buffer, filled)
+            hashed = None if buffer is None else await hasher.add(buffer, filled)
+            await upload.finish(buffer, filled, hashed)
+            sha256 = await hasher.digest()
         except BaseException:
             await finish_even_if_cancelled(upload.abort())
+            # No buffer goes back to the budget while a thread still reads it.
+            await finish_even_if_cancelled(hasher.settled())
             raise
         finally:
             buffers.close()
-        return Blob(key, size, digest.digest())
+        return Blob(key, size, sha256)
 
     # --- reading ------------------------------------------------------------
 
@@ -528,6 +533,42 @@ class _Buffers:
             self._budget.release(amount)
 
 
+class _PartHasher:
+    """The SHA-256 of a value, fed one part buffer at a time: a large part is hashed in
+    a worker thread (hashlib lets go of the GIL for large buffers) while the event loop
+    goes on receiving the next part and sending this one to S3. One part at a time, in
+    order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._last: asyncio.Future[None] | None = None
+
+    async def add(self, buffer: mmap.mmap, length: int) -> asyncio.Future[None]:
+        """Hash buffer[:length] after the parts before it; done when it is hashed (the
+        buffer may be reused from then on)."""
+        await self.settled()  # long done in practice: a part is hashed faster than received
+        view = memoryview(buffer)[:length]
+        loop = asyncio.get_running_loop()
+        if length < THREAD_HASH_BYTES:
+            self._digest.update(view)
+            self._last = loop.create_future()
+            self._last.set_result(None)
+        else:
+            self._last = loop.run_in_executor(None, self._digest.update, view)
+        return self._last
+
+    async def settled(self) -> None:
+        """Until no thread hashes any more (whether or not its hashing succeeded)."""
+        if self._last is not None:
+            await asyncio.wait([self._last])
+
+    async def digest(self) -> bytes:
+        if self._last is not None:
+            # Shielded: a cancelled wait must not let settled() think the thread is done.
+            await asyncio.shield(self._last)
+        return self._digest.digest()
+
+
 def _whole_pages(size: int) -> int:
     """What an mmap of size bytes really takes."""
     return -(-max(size, 1) // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -560,9 +601,9 @@ class _PartUploader:
         self.upload_id: str | None = None
         self.parts_sent = 0
 
-    async def send(self, buffer: mmap.mmap, length: int) -> None:
+    async def send(self, buffer: mmap.mmap, length: int, hashed: asyncio.Future[None]) -> None:
         """Start uploading the next part from buffer; waits while all slots are busy.
-        The buffer goes back to self.buffers once S3 has it."""
+        The buffer goes back to self.buffers once S3 has it and `hashed` is done."""
         if self.upload_id is None:
             created = await _s3(
                 "CreateMultipartUpload",
@@ -573,7 +614,7 @@ class _PartUploader:
         self._raise_failed()
         self.parts_sent += 1
         task = asyncio.create_task(
-            self._upload_part(self.parts_sent, buffer, length, self.upload_id)
+            self._upload_part(self.parts_sent, buffer, length, self.upload_id, hashed)
         )
         self._tasks.append(task)
 
@@ -583,7 +624,12 @@ class _PartUploader:
                 raise task.exception()  # type: ignore[misc]
 
     async def _upload_part(
-        self, number: int, buffer: mmap.mmap, length: int, upload_id: str
+        self,
+        number: int,
+        buffer: mmap.mmap,
+        length: int,
+        upload_id: str,
+        hashed: asyncio.Future[None],
     ) -> CompletedPartTypeDef:
         try:
             response = await _s3(
@@ -598,10 +644,15 @@ class _PartUploader:
             )
             return {"PartNumber": number, "ETag": response["ETag"]}
         finally:
-            self.buffers.give(buffer)
-            self._slots.release()
+            try:
+                await finish_even_if_cancelled(asyncio.wait([hashed]))
+            finally:
+                self.buffers.give(buffer)
+                self._slots.release()
 
-    async def finish(self, buffer: mmap.mmap | None, length: int) -> None:
+    async def finish(
+        self, buffer: mmap.mmap | None, length: int, hashed: asyncio.Future[None] | None
+    ) -> None:
         """Send the last (possibly only) part, if any, and complete the upload."""
         if self.upload_id is None:
             assert buffer is not None  # no part was sent: the first buffer is still here
@@ -612,7 +663,8 @@ class _PartUploader:
             )
             return
         if buffer is not None and length:
-            await self.send(buffer, length)
+            assert hashed is not None
+            await self.send(buffer, length, hashed)
         parts = await asyncio.gather(*self._tasks)
         await _s3(
             "CompleteMultipartUpload",
