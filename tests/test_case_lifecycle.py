@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 from tests.conftest import new_id
 from tests.forms import blob_states, create_case, upload_bytes
 
@@ -423,3 +424,22 @@ async def test_a_write_racing_a_close_waits_and_then_finds_it_closed(client, db)
     assert (
         await db.fetchval("SELECT count(*) FROM variable WHERE case_instance_id = $1", case_id) == 0
     )
+
+
+async def test_a_trigger_is_bounded_like_a_modification(client, db):
+    case_id = new_id()
+    await create_case(client, case_id)
+    many = {"deletions": [{"name": f"d{i}"} for i in range(MAX_DELETIONS + 1)]}
+    response = await _transition(client, case_id, "complete", many)
+    assert response.status == 400
+    assert (await response.json())["message"] == (
+        f"Cannot complete case instance {case_id}: At most {MAX_DELETIONS} variables can be "
+        f"deleted in one request, not {MAX_DELETIONS + 1}"
+    )
+    values = {f"v{i}": {"value": i} for i in range(MAX_MODIFICATIONS + 1)}
+    response = await _transition(client, case_id, "complete", {"variables": values})
+    assert response.status == 400
+    assert (await response.json())["message"].startswith(
+        f"Cannot complete case instance {case_id}: At most {MAX_MODIFICATIONS} variables"
+    )
+    assert await _state(db, case_id) == "active"
