@@ -38,12 +38,16 @@ NPM_TIMEOUT_SECONDS = 240
 SCENARIO_TIMEOUT_SECONDS = 120
 
 # What each scenario calls: every case operation of the SDK that casevars serves. The
-# SDK's caseDefinition.get, getByKey, list, count, xml and updateHistoryTimeToLive and
-# history.caseActivityInstance(Count) and caseActivityStatistics need deployed CMMN
-# models and plan items, which casevars does not have (README).
+# SDK's caseDefinition.xml and updateHistoryTimeToLive and history.caseActivityInstance
+# (Count) and caseActivityStatistics need CMMN models and plan items, which casevars
+# does not have (README).
 SCENARIOS = {
     "case_lifecycle.js": {
         "case-definition.create",
+        "case-definition.get",
+        "case-definition.getByKey",
+        "case-definition.list",
+        "case-definition.count",
         "case-instance.list",
         "case-instance.count",
         "case-instance.close",

@@ -145,3 +145,125 @@ async def test_a_too_long_tenant_id_is_400(client):
     response = await client.post(f"/case-definition/key/k/tenant-id/{'t' * 256}/create", json={})
     assert response.status == 400
     assert (await response.json())["message"] == "The tenant id is longer than 255 characters"
+
+
+# --- reading the definitions ------------------------------------------------------------
+
+
+def _dto(definition_id, key, tenant_id=None):
+    return {
+        "id": definition_id,
+        "key": key,
+        "category": None,
+        "name": None,
+        "version": 1,
+        "resource": None,
+        "deploymentId": None,
+        "tenantId": tenant_id,
+        "historyTimeToLive": None,
+    }
+
+
+async def test_a_recorded_definition_reads_by_id_and_by_key(client):
+    key = new_id("read")
+    plain = (await _create(client, f"/case-definition/key/{key}/create"))["caseDefinitionId"]
+    acme = (await _create(client, f"/case-definition/key/{key}/tenant-id/acme/create"))[
+        "caseDefinitionId"
+    ]
+    for path, expected in [
+        (f"/case-definition/{plain}", _dto(plain, key)),
+        (f"/case-definition/{acme}", _dto(acme, key, "acme")),
+        (f"/case-definition/key/{key}", _dto(plain, key)),
+        (f"/case-definition/key/{key}/tenant-id/acme", _dto(acme, key, "acme")),
+    ]:
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert await response.json() == expected
+
+
+async def test_unknown_definitions_are_camundas_404s(client):
+    key = new_id("none")
+    unknown = f"{key}:1:00000000-0000-0000-0000-000000000000"
+    response = await client.get(f"/case-definition/{unknown}")
+    assert response.status == 404
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": f"no deployed case definition found with id '{unknown}': caseDefinition is null",
+        "code": 0,
+    }
+    for path, tenant in [
+        (f"/case-definition/key/{key}", "no tenant-id"),
+        (f"/case-definition/key/{key}/tenant-id/t", "tenant-id: t"),
+    ]:
+        response = await client.get(path)
+        assert response.status == 404
+        assert await response.json() == {
+            "type": "RestException",
+            "message": f"No matching case definition with key: {key} and {tenant}",
+            "code": None,
+        }
+
+
+async def test_definition_queries(client):
+    key = new_id("query")
+    plain = (await _create(client, f"/case-definition/key/{key}/create"))["caseDefinitionId"]
+    acme = (await _create(client, f"/case-definition/key/{key}/tenant-id/acme/create"))[
+        "caseDefinitionId"
+    ]
+    other = (await _create(client, f"/case-definition/key/{key}/tenant-id/other/create"))[
+        "caseDefinitionId"
+    ]
+
+    async def ids(**params):
+        response = await client.get("/case-definition", params=params)
+        assert response.status == 200, await response.text()
+        counted = await client.get("/case-definition/count", params=params)
+        found = [item["id"] for item in await response.json()]
+        if "maxResults" not in params and "firstResult" not in params:
+            assert await counted.json() == {"count": len(found)}
+        return found
+
+    assert set(await ids(key=key)) == {plain, acme, other}
+    assert set(await ids(keyLike=key[:-2] + "%")) >= {plain, acme, other}
+    assert await ids(key=key, withoutTenantId="true") == [plain]
+    assert set(await ids(key=key, tenantIdIn="acme,x")) == {acme}
+    both = await ids(key=key, tenantIdIn="acme", includeCaseDefinitionsWithoutTenantId="true")
+    assert set(both) == {plain, acme}
+    assert await ids(caseDefinitionId=acme) == [acme]
+    assert set(await ids(caseDefinitionIdIn=f"{acme},{other}")) == {acme, other}
+    assert await ids(caseDefinitionId=acme, caseDefinitionIdIn=other) == []
+    assert set(await ids(key=key, version="1", latestVersion="true")) == {plain, acme, other}
+    assert await ids(key=key, version="2") == []
+    assert await ids(key=key, name="n") == []
+    ordered = await ids(key=key, sortBy="tenantId", sortOrder="desc")
+    # Without a tenant sorts as Postgres sorts NULL: last ascending, first descending.
+    assert ordered == [plain, other, acme]
+    assert await ids(
+        key=key, sortBy="tenantId", sortOrder="asc", firstResult="1", maxResults="1"
+    ) == [other]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"version": "x"}, "Cannot set query parameter 'version' to value 'x'"),
+        ({"version": "9" * 20}, f"Cannot set query parameter 'version' to value '{'9' * 20}'"),
+        (
+            {"sortBy": "nope", "sortOrder": "asc"},
+            "Cannot set query parameter 'sortBy' to value 'nope'",
+        ),
+        (
+            {"sortBy": "key"},
+            "Only a single sorting parameter specified. sortBy and sortOrder required",
+        ),
+        ({"firstResult": "x"}, "Cannot set query parameter 'firstResult' to value 'x'"),
+    ],
+)
+async def test_bad_definition_queries_are_400(client, params, message):
+    response = await client.get("/case-definition", params=params)
+    assert response.status == 400
+    assert await response.json() == {
+        "type": "InvalidRequestException",
+        "message": message,
+        "code": None,
+    }

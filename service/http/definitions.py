@@ -9,15 +9,17 @@ definition, recorded on first use under an id of Camunda's shape
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
-from service.camunda.definitions import case_definition_id
-from service.errors import InvalidInput, NotFound
-from service.http import keys, paths, variables
+from service.camunda.definitions import DEFINITION_VERSION, case_definition_id
+from service.camunda.queries import MAX_INTEGER
+from service.errors import REST, InvalidInput, NotFound
+from service.http import keys, paths, query_params, variables
 from service.http.body import json_response, read_json
 from service.http.cases import case_instance_json
-from service.storage.repository import CaseInstance
+from service.storage.repository import CaseInstance, DefinitionQuery
 
 
 def _prefix(definition_id: str) -> str:
@@ -80,3 +82,137 @@ async def create_from_key_and_tenant(request: web.Request) -> web.Response:
 async def create_from_id(request: web.Request) -> web.Response:
     """POST /case-definition/{id}/create: an id an instance created from a key reported."""
     return await _create(request, paths.definition_id(request), None)
+
+
+# --- reading the definitions: GET /case-definition/{id}, /key/{key}, queries ----------
+
+# Camunda's sortBy values of case-definition queries and the column each sorts by;
+# None: the same for every casevars definition (version 1, no name, category or
+# deployment), so no order.
+SORT_KEYS: dict[str, str | None] = {
+    "id": "id",
+    "key": "key",
+    "tenantId": "tenant_id",
+    "version": None,
+    "name": None,
+    "category": None,
+    "deploymentId": None,
+}
+# Filters on what casevars definitions do not have (no CMMN resource, name, category or
+# deployment): any value matches none of them.
+_ABSENT = (
+    "category",
+    "categoryLike",
+    "name",
+    "nameLike",
+    "deploymentId",
+    "resourceName",
+    "resourceNameLike",
+)
+
+
+def case_definition_json(definition_id: str, key: str, tenant_id: str | None) -> dict[str, Any]:
+    """Camunda's CaseDefinitionDto: version 1 of the key, no CMMN resource."""
+    return {
+        "id": definition_id,
+        "key": key,
+        "category": None,
+        "name": None,
+        "version": DEFINITION_VERSION,
+        "resource": None,
+        "deploymentId": None,
+        "tenantId": tenant_id,
+        "historyTimeToLive": None,
+    }
+
+
+async def get_case_definition(request: web.Request) -> web.Response:
+    """GET /case-definition/{id}."""
+    definition_id = paths.definition_id(request)
+    found = await request.app[keys.REPOSITORY].find_case_definition(definition_id)
+    if found is None:
+        raise NotFound(
+            f"no deployed case definition found with id '{definition_id}': caseDefinition is null",
+            code=0,
+        )
+    return json_response(case_definition_json(definition_id, *found))
+
+
+async def _by_key(key: str, tenant_id: str | None, request: web.Request) -> web.Response:
+    definition_id = case_definition_id(key, tenant_id)
+    if await request.app[keys.REPOSITORY].find_case_definition(definition_id) is None:
+        tenant = "no tenant-id" if tenant_id is None else f"tenant-id: {tenant_id}"
+        raise NotFound(f"No matching case definition with key: {key} and {tenant}", type_name=REST)
+    return json_response(case_definition_json(definition_id, key, tenant_id))
+
+
+async def get_case_definition_by_key(request: web.Request) -> web.Response:
+    """GET /case-definition/key/{key}: the key's definition without tenant."""
+    return await _by_key(paths.definition_key(request), None, request)
+
+
+async def get_case_definition_by_key_and_tenant(request: web.Request) -> web.Response:
+    """GET /case-definition/key/{key}/tenant-id/{tenantId}."""
+    return await _by_key(paths.definition_key(request), paths.tenant_id(request), request)
+
+
+def _definition_query(request: web.Request) -> DefinitionQuery | None:
+    """The query of the query string; None when it can match no definition."""
+    params = query_params.split_lists(request.query, ("caseDefinitionIdIn", "tenantIdIn"))
+    limit = query_params.MAX_LISTED_IDS
+    ids = query_params.text_list(params, "caseDefinitionIdIn", limit, "ids (caseDefinitionIdIn)")
+    tenants = query_params.text_list(
+        params, "tenantIdIn", query_params.MAX_TENANT_IDS, "tenant ids (tenantIdIn)"
+    )
+    texts = {name: params.get(name) for name in ("caseDefinitionId", "key", "keyLike")}
+    query_params.refuse_nul([*texts.values(), *(ids or ()), *(tenants or ())])
+    version = params.get("version")
+    if version is not None:
+        # Java's Integer: ASCII digits, a sign, at most 2^31 - 1 (counted before int()).
+        digits = version.removeprefix("-").lstrip("0")
+        if (
+            not (version.removeprefix("-").isascii() and version.removeprefix("-").isdigit())
+            or len(digits) > len(str(MAX_INTEGER))
+            or int(digits or "0") > MAX_INTEGER
+        ):
+            raise query_params.bad_parameter("version", version)
+    sorting = query_params.sorting_from_string(request.query, SORT_KEYS)
+    if (version is not None and int(version) != DEFINITION_VERSION) or any(
+        params.get(name) is not None for name in _ABSENT
+    ):
+        return None
+    one = texts["caseDefinitionId"]
+    if one is not None:
+        if ids is not None and one not in ids:
+            return None
+        ids = [one]
+    return DefinitionQuery(
+        ids=None if ids is None else tuple(ids),
+        key=texts["key"],
+        key_like=texts["keyLike"],
+        tenant_ids=None if tenants is None else tuple(tenants),
+        without_tenant_id=query_params.flag(params.get("withoutTenantId")),
+        include_without_tenant_id=query_params.flag(
+            params.get("includeCaseDefinitionsWithoutTenantId")
+        ),
+        sorting=tuple((column, desc) for column, desc in sorting if column is not None),
+    )
+
+
+async def list_case_definitions(request: web.Request) -> web.Response:
+    """GET /case-definition: the recorded definitions matching the filters."""
+    first, limit = query_params.paging(request)
+    query = _definition_query(request)
+    if query is None:
+        return json_response([])
+    found = await request.app[keys.REPOSITORY].query_case_definitions(
+        query, first=first, limit=limit
+    )
+    return json_response([case_definition_json(*definition) for definition in found])
+
+
+async def count_case_definitions(request: web.Request) -> web.Response:
+    """GET /case-definition/count."""
+    query = _definition_query(request)
+    count = 0 if query is None else await request.app[keys.REPOSITORY].count_case_definitions(query)
+    return json_response({"count": count})

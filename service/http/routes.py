@@ -82,6 +82,16 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("POST", "/case-instance", cases.query_case_instances, "case-query")
     route("GET", "/case-instance/count", cases.count_case_instances, "case-count")
     route("POST", "/case-instance/count", cases.query_case_instance_count, "case-query-count")
+    route("GET", "/case-definition", definitions.list_case_definitions, "definition-list")
+    route("GET", "/case-definition/count", definitions.count_case_definitions, "definition-count")
+    route("GET", DEFINITION_KEY, definitions.get_case_definition_by_key, "definition-key-get")
+    route(
+        "GET",
+        DEFINITION_KEY + "/tenant-id/{tenantId}",
+        definitions.get_case_definition_by_key_and_tenant,
+        "definition-key-tenant-get",
+    )
+    route("GET", "/case-definition/{id}", definitions.get_case_definition, "definition-get")
     route("POST", DEFINITION_KEY + "/create", definitions.create_from_key, "case-create")
     route(
         "POST",

@@ -135,6 +135,41 @@ _VARIABLE_COLUMNS = """
 """
 
 
+@dataclasses.dataclass(frozen=True)
+class DefinitionQuery:
+    """A query of the recorded case definitions (migrations/0008)."""
+
+    ids: tuple[str, ...] | None = None
+    key: str | None = None
+    key_like: str | None = None
+    tenant_ids: tuple[str, ...] | None = None
+    without_tenant_id: bool = False
+    include_without_tenant_id: bool = False
+    # (column, descending?), applied in order: id, key or tenant_id.
+    sorting: tuple[tuple[str, bool], ...] = ()
+
+
+def _definition_where(query: DefinitionQuery) -> tuple[str, list[Any]]:
+    clauses, arguments = ["TRUE"], []
+    for clause, value in (
+        ("id = ANY(${}::text[])", None if query.ids is None else list(query.ids)),
+        ("key = ${}", query.key),
+        ('key LIKE ${} COLLATE "C"', query.key_like),
+    ):
+        if value is not None:
+            arguments.append(value)
+            clauses.append(clause.format(len(arguments)))
+    if query.tenant_ids is not None:
+        arguments.append(list(query.tenant_ids))
+        tenant = f"tenant_id = ANY(${len(arguments)}::text[])"
+        clauses.append(
+            f"({tenant} OR tenant_id IS NULL)" if query.include_without_tenant_id else tenant
+        )
+    if query.without_tenant_id:
+        clauses.append("tenant_id IS NULL")
+    return " AND ".join(clauses), arguments
+
+
 def _case(row: asyncpg.Record) -> CaseInstance:
     return CaseInstance(
         id=row["id"],
@@ -278,6 +313,32 @@ class Repository:
                 "SELECT key, tenant_id FROM case_definition WHERE id = $1", definition_id
             )
         return None if row is None else (row["key"], row["tenant_id"])
+
+    async def query_case_definitions(
+        self, query: DefinitionQuery, *, first: int, limit: int | None
+    ) -> list[tuple[str, str, str | None]]:
+        """(id, key, tenant id) of the recorded case definitions the query matches."""
+        where, arguments = _definition_where(query)
+        order = [
+            f"{column} {'DESC' if descending else 'ASC'}" for column, descending in query.sorting
+        ]
+        arguments += [first, limit]
+        sql = (
+            f"SELECT id, key, tenant_id FROM case_definition WHERE {where} "
+            f"ORDER BY {', '.join([*order, 'id ASC'])} "
+            f"OFFSET ${len(arguments) - 1} LIMIT ${len(arguments)}"
+        )
+        async with self._connection("query_case_definitions") as connection:
+            rows = await connection.fetch(sql, *arguments)
+        return [(row["id"], row["key"], row["tenant_id"]) for row in rows]
+
+    async def count_case_definitions(self, query: DefinitionQuery) -> int:
+        where, arguments = _definition_where(query)
+        async with self._connection("count_case_definitions") as connection:
+            count = await connection.fetchval(
+                f"SELECT count(*) FROM case_definition WHERE {where}", *arguments
+            )
+        return int(count)
 
     async def delete_case_instance(self, case_id: str) -> bool:
         """Delete the instance and its variables (their blobs become garbage through the

@@ -28,6 +28,18 @@ run(async (sdk) => {
   });
   assert.strictEqual(byId.caseDefinitionId, first.caseDefinitionId);
 
+  // caseDefinition.get, getByKey, list and count: the definitions the creations recorded.
+  const definition = await call(sdk, 'case-definition', 'get', first.caseDefinitionId);
+  assert.deepStrictEqual([definition.key, definition.version, definition.tenantId], [key, 1, null]);
+  const byKey = await call(sdk, 'case-definition', 'getByKey', key);
+  assert.strictEqual(byKey.id, first.caseDefinitionId);
+  const definitions = await call(sdk, 'case-definition', 'list', { key, sortBy: 'id', sortOrder: 'asc' });
+  assert.deepStrictEqual(
+    definitions.map((d) => d.id),
+    [first.caseDefinitionId, tenant.caseDefinitionId].sort(),
+  );
+  assert.strictEqual(await call(sdk, 'case-definition', 'count', { key, tenantIdIn: 'acme' }), 1);
+
   // caseInstance.list and count (the SDK's count is the inherited GET .../count).
   const listed = await call(sdk, 'case-instance', 'list', { caseDefinitionKey: key });
   assert.deepStrictEqual(

@@ -89,6 +89,7 @@ def _built() -> Json:
                 **components.value_schemas(),
                 **cases.schemas(),
                 **case_executions.schemas(),
+                **definitions.schemas(),
                 **lifecycle.schemas(),
                 **variables.schemas(),
                 **variable_instances.schemas(),

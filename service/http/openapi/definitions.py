@@ -3,18 +3,23 @@ key, a key and tenant, or the definition id that instances report."""
 
 from __future__ import annotations
 
+from service.http.definitions import SORT_KEYS
 from service.http.openapi.blocks import (
     BAD_JSON,
+    TEXT,
     Json,
+    common,
     errors,
     json_body,
     json_body_common,
     json_response,
+    nullable,
     operation,
     parameter_refs,
     schema,
 )
 from service.http.paths import MAX_ID_LENGTH
+from service.http.query_params import MAX_LISTED_IDS, MAX_TENANT_IDS
 
 _TAGS = ("Case instances",)
 _IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
@@ -66,6 +71,191 @@ def _create(
     }
 
 
+def schemas() -> Json:
+    return {
+        "CaseDefinition": {
+            "type": "object",
+            "description": "Camunda's CaseDefinitionDto of a recorded key: version 1, no "
+            "CMMN resource, name, category or deployment.",
+            "required": [
+                "id",
+                "key",
+                "category",
+                "name",
+                "version",
+                "resource",
+                "deploymentId",
+                "tenantId",
+                "historyTimeToLive",
+            ],
+            "properties": {
+                "id": TEXT,
+                "key": TEXT,
+                "category": {"type": "null"},
+                "name": {"type": "null"},
+                "version": {"const": 1},
+                "resource": {"type": "null"},
+                "deploymentId": {"type": "null"},
+                "tenantId": nullable(TEXT),
+                "historyTimeToLive": {"type": "null"},
+            },
+        },
+        "CaseDefinitionList": {"type": "array", "items": schema("CaseDefinition")},
+    }
+
+
+_FLAG = "`true` in any letter case means true; anything else is no filter."
+_NONE = "casevars definitions have none: any value finds nothing."
+_FILTERS: dict[str, tuple[str, Json]] = {
+    "caseDefinitionId": ("Exactly this id.", TEXT),
+    "caseDefinitionIdIn": (
+        f"A comma-separated list of at most {MAX_LISTED_IDS} ids.",
+        {"type": "array", "maxItems": MAX_LISTED_IDS, "items": TEXT},
+    ),
+    "key": ("Exactly this key.", TEXT),
+    "keyLike": ("Keys LIKE this (`%` and `_` wildcards).", TEXT),
+    "tenantIdIn": (
+        f"A comma-separated list of at most {MAX_TENANT_IDS} tenant ids.",
+        {"type": "array", "maxItems": MAX_TENANT_IDS, "items": TEXT},
+    ),
+    "withoutTenantId": (f"Only definitions without a tenant. {_FLAG}", {"type": "boolean"}),
+    "includeCaseDefinitionsWithoutTenantId": (
+        f"With `tenantIdIn`: also those without a tenant. {_FLAG}",
+        {"type": "boolean"},
+    ),
+    "version": (
+        "Every casevars definition is version 1: another integer finds nothing.",
+        {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
+    ),
+    "latest": ("Every definition is its key's latest: no filter.", {"type": "boolean"}),
+    "latestVersion": ("Every definition is its key's latest: no filter.", {"type": "boolean"}),
+    **dict.fromkeys(
+        (
+            "category",
+            "categoryLike",
+            "name",
+            "nameLike",
+            "deploymentId",
+            "resourceName",
+            "resourceNameLike",
+        ),
+        (_NONE, TEXT),
+    ),
+}
+_LISTS = frozenset({"caseDefinitionIdIn", "tenantIdIn"})
+_QUERY_400 = (
+    "A filter, sorting or paging parameter Camunda refuses (`Cannot set query parameter "
+    "'...' to value '...'`, `Only a single sorting parameter specified. sortBy and "
+    "sortOrder required`), or text containing NUL: `InvalidRequestException`."
+)
+
+
+def _query_parameters(*, listing: bool) -> list[Json]:
+    found: list[Json] = [
+        {
+            "name": name,
+            "in": "query",
+            "description": text,
+            "schema": value,
+            **({"explode": False} if name in _LISTS else {}),
+        }
+        for name, (text, value) in _FILTERS.items()
+    ]
+    if listing:
+        found += [
+            {
+                "name": "sortBy",
+                "in": "query",
+                "description": "Only together with `sortOrder`.",
+                "schema": {"enum": list(SORT_KEYS)},
+            },
+            {
+                "name": "sortOrder",
+                "in": "query",
+                "description": "Only together with `sortBy`.",
+                "schema": {"enum": ["asc", "desc"]},
+            },
+            *parameter_refs("FirstResult", "MaxResults"),
+        ]
+    return found
+
+
+def _read_paths(tenant: Json, definition: Json) -> Json:
+    found = json_response(schema("CaseDefinition"), "The case definition.")
+    by_key_404 = (
+        "No definition recorded for the key (and tenant): `RestException` `No matching case "
+        "definition with key: {key} and no tenant-id` (`and tenant-id: {tenantId}`)."
+    )
+    return {
+        "/case-definition": {
+            "get": operation(
+                "queryCaseDefinitions",
+                "Query case definitions",
+                "The recorded case definitions (one per key and tenant) matching the filters.",
+                {
+                    "200": json_response(schema("CaseDefinitionList"), "In order."),
+                    **common(path=False),
+                    **errors(s400=_QUERY_400),
+                },
+                parameters=_query_parameters(listing=True),
+                tags=_TAGS,
+            )
+        },
+        "/case-definition/count": {
+            "get": operation(
+                "countCaseDefinitions",
+                "Count case definitions",
+                "How many recorded case definitions match the filters.",
+                {
+                    "200": json_response(schema("Count"), "How many match."),
+                    **common(path=False),
+                    **errors(s400=_QUERY_400),
+                },
+                parameters=_query_parameters(listing=False),
+                tags=_TAGS,
+            )
+        },
+        "/case-definition/{id}": {
+            "get": operation(
+                "getCaseDefinition",
+                "Get a case definition",
+                "The recorded case definition with this id.",
+                {
+                    "200": found,
+                    **common(),
+                    **errors(
+                        s404="No definition has this id: `InvalidRequestException` `no "
+                        "deployed case definition found with id '{id}': caseDefinition is "
+                        "null`, `code` 0."
+                    ),
+                },
+                parameters=[definition],
+                tags=_TAGS,
+            )
+        },
+        "/case-definition/key/{key}": {
+            "get": operation(
+                "getCaseDefinitionByKey",
+                "Get the case definition of a key",
+                "The key's definition without tenant.",
+                {"200": found, **common(), **errors(s404=by_key_404)},
+                parameters=parameter_refs("CaseDefinitionKey"),
+                tags=_TAGS,
+            )
+        },
+        "/case-definition/key/{key}/tenant-id/{tenantId}": {
+            "get": operation(
+                "getCaseDefinitionByKeyAndTenantId",
+                "Get the case definition of a key of a tenant",
+                "The tenant's definition of the key.",
+                {"200": found, **common(), **errors(s404=by_key_404)},
+                parameters=[*parameter_refs("CaseDefinitionKey"), tenant],
+                tags=_TAGS,
+            )
+        },
+    }
+
+
 def paths() -> Json:
     tenant = {
         "name": "tenantId",
@@ -84,6 +274,7 @@ def paths() -> Json:
         "example": "invoice:1:0b5ad4a3-3b5e-5c4e-9d61-2f6d0f4c7a10",
     }
     return {
+        **_read_paths(tenant, definition),
         "/case-definition/key/{key}/create": _create(
             "createCaseInstanceByKey",
             "Create a case instance from a key",
