@@ -12,9 +12,13 @@ from service.http.variables import MAX_DELETIONS, MAX_MODIFICATIONS
 
 DESCRIPTION = f"""\
 casevars implements Camunda 7's REST API for the variables of case instances. Paths
-are relative to the REST root (Camunda mounts it at `/engine-rest`; casevars serves it
-at `/`). Binary values (Bytes, File) are streamed into S3; everything else lives in
-Postgres.
+are relative to the REST root, which casevars serves at four roots with the same
+answers (the `servers` of this document): `/`, `/engine-rest` (where Camunda mounts
+it), `/engine/{{engineName}}` and `/engine-rest/engine/{{engineName}}`. casevars is one
+engine, `default`; another name is refused (400 `No process engine available`, or 404
+`Process engine {{name}} not available` before credentials when authentication is on).
+The probes, `/metrics` and this document are at `/` only. Binary values (Bytes, File)
+are streamed into S3; everything else lives in Postgres.
 
 **Errors.** Every error a handler answers, unknown routes (404) and wrong methods
 (405, with `Allow`) included, is JSON: `{{"type", "message", "code"}}` with Camunda's
@@ -29,7 +33,7 @@ than `CASEVARS_HEADER_TIMEOUT_SECONDS` (408).
 
 **Authentication** is off unless `CASEVARS_AUTH_FILE` (HTTP Basic, bcrypt htpasswd) or
 `CASEVARS_AUTH_TOKENS_FILE` (bearer tokens) is set. When it is on, every route but
-`/health/live` and `/health/ready` (and `/metrics` with
+`/health/live`, `/health/ready`, `/engine` (and `/metrics` with
 `CASEVARS_METRICS_PUBLIC=true`) answers 401 `NotAuthorizedException` without valid
 credentials, before any byte of the body is read.
 
