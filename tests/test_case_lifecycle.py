@@ -443,3 +443,25 @@ async def test_a_trigger_is_bounded_like_a_modification(client, db):
         f"Cannot complete case instance {case_id}: At most {MAX_MODIFICATIONS} variables"
     )
     assert await _state(db, case_id) == "active"
+
+
+async def test_concurrent_transitions_of_one_instance_take_turns(client, db):
+    """Each transition holds the case row until it commits: of two completes at once
+    one succeeds and the other finds the instance completed; their variables are
+    those of the one that succeeded."""
+    case_id = new_id()
+    await create_case(client, case_id)
+    bodies = [{"variables": {"winner": {"value": index}}} for index in range(2)]
+    answers = await asyncio.gather(
+        *(_transition(client, case_id, "complete", body) for body in bodies)
+    )
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses == [204, 403]
+    winner = next(index for index, answer in enumerate(answers) if answer.status == 204)
+    assert (
+        await db.fetchval(
+            "SELECT value FROM variable WHERE case_instance_id = $1 AND name = 'winner'", case_id
+        )
+        == winner
+    )
+    assert await _state(db, case_id) == "completed"
