@@ -16,6 +16,7 @@ from service.http.openapi.blocks import (
     json_body,
     json_body_common,
     json_response,
+    links,
     nullable,
     operation,
     parameter_refs,
@@ -399,7 +400,15 @@ def _paths_of(*, history: bool) -> Json:
     word = "historic " if history else ""
     title = "Historic variable instances" if history else "Variable instances"
     tags = _HISTORY_TAGS if history else _RUNTIME_TAGS
-    listed = json_response(schema(f"{prefix}List"), "The matching variable instances.")
+    # The first instance a query lists leads to the routes that take its id.
+    by_id = {f"Get{prefix}": f"get{prefix}", f"Get{prefix}Data": f"get{prefix}Data"}
+    if history:
+        by_id["DeleteHistoricVariableInstance"] = "deleteHistoricVariableInstance"
+    listed = json_response(
+        schema(f"{prefix}List"),
+        "The matching variable instances.",
+        links=links({"id": "$response.body#/0/id"}, **by_id),
+    )
     counted = json_response(schema("Count"), "How many match.")
     not_found = (
         f"No such {word}variable instance: `InvalidRequestException` `{resource} with Id "
