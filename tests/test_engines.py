@@ -79,7 +79,7 @@ async def test_the_list_of_engines(client, root):
 @pytest.mark.parametrize("root", ["/engine/foo", "/engine-rest/engine/foo"])
 async def test_an_unknown_engine_is_camundas_400_and_writes_nothing(client, root):
     case_id = new_id()
-    for method, path, payload in [
+    requests: list[tuple[str, str, object]] = [
         ("PUT", f"/case-instance/{case_id}", None),
         ("PUT", f"/case-instance/{case_id}/variables/v", {"value": "x"}),
         ("GET", "/case-instance", None),
@@ -90,7 +90,8 @@ async def test_an_unknown_engine_is_camundas_400_and_writes_nothing(client, root
         ("POST", f"/case-execution/{case_id}/variables", {"modifications": {}}),
         ("POST", "/case-definition/key/k/tenant-id/t/create", {}),
         ("POST", "/case-definition/k:1:x/create", {}),
-    ]:
+    ]
+    for method, path, payload in requests:
         response = await client.request(method, root + path, json=payload)
         assert response.status == 400, (method, path)
         assert await response.json() == {
