@@ -85,13 +85,19 @@ def _run(command: list[str], cwd: Path) -> None:
         pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
 
-def _install(target: Path) -> None:
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
+def _need(program: str) -> str:
+    found = shutil.which(program)
+    if found is None:
         pytest.fail(
             f"The {SDK} client tests need node and npm on PATH (Debian: apt-get install "
-            "nodejs npm); they install the SDK from the npm registry into build/npm."
+            f"nodejs npm), and {program} is not there; they install the SDK from the npm "
+            "registry into build/npm and run it with node."
         )
+    return found
+
+
+def _install(target: Path) -> None:
+    npm = _need("npm")
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -114,6 +120,7 @@ def _install(target: Path) -> None:
 @pytest.fixture(scope="session")
 def sdk_modules() -> Path:
     """node_modules holding the SDK and its runtime dependencies (installed once)."""
+    _need("node")
     target = CACHE / f"{SDK}-{SDK_VERSION}"
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / ".lock").open("w") as lock:
@@ -143,10 +150,8 @@ async def _scenario(
         "CASEVARS_API_URI": f"http://127.0.0.1:{serve.port}{root}",
         "CASEVARS_ENGINE": engine,
     }
-    node = shutil.which("node")
-    assert node is not None
     process = await asyncio.create_subprocess_exec(
-        node,
+        _need("node"),
         str(CLIENTS / script),
         env=env,
         stdout=asyncio.subprocess.PIPE,
