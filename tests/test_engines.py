@@ -141,3 +141,20 @@ async def test_metrics_label_a_route_the_same_under_every_root(client):
     assert total(samples, "casevars_http_requests_total", route=route, status="404") == 4
     labels = {dict(labels).get("route") for (_, labels) in samples}
     assert not any(label and label.startswith("/engine") and label != "/engine" for label in labels)
+
+
+@pytest.mark.parametrize("root", ROOTS)
+async def test_a_large_bytes_values_data_url_is_under_the_root_it_was_read_at(make_client, root):
+    client = await make_client(inline_bytes_limit=1024)
+    case_id = new_id()
+    assert (await client.put(f"/case-instance/{case_id}")).status == 201
+    form = body(part("data", b"x" * 4096, "application/octet-stream"))
+    upload = await client.post(
+        f"/case-instance/{case_id}/variables/big/data", data=form, headers={"Content-Type": FORM}
+    )
+    assert upload.status == 204
+    for path in (f"/case-instance/{case_id}/variables", f"/case-execution/{case_id}/variables"):
+        listed = await (await client.get(root + path)).json()
+        url = listed["big"]["valueInfo"]["dataUrl"]
+        assert url == f"{root}/case-instance/{case_id}/variables/big/data"
+        assert await (await client.get(url)).read() == b"x" * 4096

@@ -32,6 +32,16 @@ def rest_path(canonical: str) -> str:
     return canonical
 
 
+def rest_root(request: web.Request) -> str:
+    """The REST root the request came in at: '' (the service root), '/engine-rest',
+    '/engine/default' or '/engine-rest/engine/default'; URLs casevars puts in bodies
+    (a Bytes value's dataUrl) start with it, so they work wherever the client points."""
+    resource = request.match_info.route.resource
+    canonical = "" if resource is None else resource.canonical
+    root = canonical[: len(canonical) - len(rest_path(canonical))]
+    return root.replace("{engine}", request.match_info.get("engine", ""))
+
+
 def route_of(request: web.BaseRequest) -> str | None:
     """The canonical path of the route the request matched, relative to its REST root
     (so that one route has one metrics label and log value under every root), such as

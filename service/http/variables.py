@@ -94,7 +94,7 @@ async def render_variable(
                     )
                 content = await request.app[keys.BLOBS].read_all(blob.key)
                 return render_value("Bytes", None, {}, deserialize=deserialize, content=content)
-        url = data_url(case_id, variable.name)
+        url = paths.rest_root(request) + data_url(case_id, variable.name)
         return render_value(
             "Bytes", None, {}, deserialize=deserialize, size=blob.size, data_url=url
         )
