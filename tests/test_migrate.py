@@ -6,7 +6,13 @@ import sys
 import asyncpg
 import pytest
 
-from service.storage.migrate import MigrationError, load_migrations, migrate, migrations_dir
+from service.storage.migrate import (
+    Migration,
+    MigrationError,
+    load_migrations,
+    migrate,
+    migrations_dir,
+)
 from tests.conftest import ROOT
 
 
@@ -115,3 +121,137 @@ def test_migrate_command_fails_with_nonzero_status_when_database_is_down():
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+# --- files that run without a transaction (CREATE INDEX CONCURRENTLY) -------------
+
+NO_TRANSACTION = "-- casevars: no transaction\n"
+
+
+def _folder_with(tmp_path, extra):
+    for migration in load_migrations(migrations_dir()):
+        (tmp_path / migration.name).write_text(migration.sql)
+    for name, sql in extra.items():
+        (tmp_path / name).write_text(sql)
+    return tmp_path
+
+
+async def _indexes(dsn, table):
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT c.relname, i.indisvalid FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE i.indrelid = $1::regclass ORDER BY 1
+            """,
+            table,
+        )
+    finally:
+        await connection.close()
+    return {row["relname"]: row["indisvalid"] for row in rows}
+
+
+def test_no_transaction_file_is_split_into_its_statements():
+    sql = (
+        NO_TRANSACTION + "-- a comment\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a_idx\n"
+        "    ON t (a);\n\nCREATE UNIQUE INDEX CONCURRENTLY b_idx ON t (b);  \n-- the end\n"
+    )
+    migration = Migration(9999, "9999_x.sql", sql)
+    assert not migration.in_transaction
+    assert [s.splitlines()[-1].strip() for s in migration.statements()] == [
+        "ON t (a)",
+        "CREATE UNIQUE INDEX CONCURRENTLY b_idx ON t (b)",
+    ]
+    assert migration.index_names() == ["a_idx", "b_idx"]
+    assert Migration(1, "0001_x.sql", "-- casevars: something else\nSELECT 1;").in_transaction
+
+
+async def test_no_transaction_file_builds_indexes_concurrently_once(server_dsn, tmp_path):
+    """CREATE INDEX CONCURRENTLY, refused in a transaction, runs; applied once."""
+    dsn = await _empty_database(server_dsn, "migrate_concurrently")
+    folder = _folder_with(
+        tmp_path,
+        {
+            "9998_table.sql": "CREATE TABLE t (a int, b int);"
+            " INSERT INTO t SELECT i, i FROM generate_series(1, 1000) i;",
+            "9999_indexes.sql": NO_TRANSACTION
+            + "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_a_idx ON t (a);\n"
+            + "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_b_idx ON t (b);\n",
+        },
+    )
+    applied = await migrate(dsn, folder=folder)
+    assert applied[-2:] == ["9998_table.sql", "9999_indexes.sql"]
+    assert await _indexes(dsn, "t") == {"t_a_idx": True, "t_b_idx": True}
+    assert await migrate(dsn, folder=folder) == []
+
+
+async def test_invalid_index_left_by_a_failed_build_is_rebuilt(server_dsn, tmp_path):
+    """A build that fails half-way (here: a unique index over duplicates) leaves an
+    INVALID index and the file unapplied; the next run drops the index and builds it."""
+    dsn = await _empty_database(server_dsn, "migrate_invalid_index")
+    folder = _folder_with(
+        tmp_path,
+        {
+            "9998_table.sql": "CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1), (2);",
+            "9999_index.sql": NO_TRANSACTION
+            + "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_a_idx ON t (a);\n",
+        },
+    )
+    with pytest.raises(MigrationError, match=r"9999_index\.sql"):
+        await migrate(dsn, folder=folder)
+    assert await _indexes(dsn, "t") == {"t_a_idx": False}
+    _, versions = await _tables(dsn)
+    assert 9999 not in versions
+    assert 9998 in versions
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("DELETE FROM t WHERE ctid = (SELECT min(ctid) FROM t WHERE a = 1)")
+    finally:
+        await connection.close()
+    assert await migrate(dsn, folder=folder) == ["9999_index.sql"]
+    assert await _indexes(dsn, "t") == {"t_a_idx": True}
+
+
+async def test_two_migrators_build_once_and_writes_go_on_meanwhile(server_dsn, tmp_path):
+    """Two replicas migrating at once: one builds, the other waits and applies nothing;
+    the file is never marked applied while its index is not valid; a writer on the
+    table (a replica on the old code) is not held up by the build."""
+    dsn = await _empty_database(server_dsn, "migrate_two_builders")
+    folder = _folder_with(
+        tmp_path,
+        {
+            "9998_table.sql": "CREATE TABLE t (a int, b text);"
+            " INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 400000) i;",
+        },
+    )
+    await migrate(dsn, folder=folder)
+    (folder / "9999_index.sql").write_text(
+        NO_TRANSACTION + "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_b_idx ON t (b, a);\n"
+    )
+    writer = await asyncpg.connect(dsn)
+    try:
+        builds = [asyncio.create_task(migrate(dsn, folder=folder)) for _ in range(2)]
+        seen, slowest_write = set(), 0.0
+        while not all(build.done() for build in builds):
+            started = asyncio.get_running_loop().time()
+            await writer.execute("INSERT INTO t VALUES (0, 'live')")
+            slowest_write = max(slowest_write, asyncio.get_running_loop().time() - started)
+            state = await writer.fetchrow(
+                """
+                SELECT EXISTS (SELECT 1 FROM schema_migration WHERE version = 9999) AS applied,
+                       (SELECT indisvalid FROM pg_index
+                        WHERE indexrelid = to_regclass('t_b_idx')) AS valid
+                """
+            )
+            seen.add((state["applied"], state["valid"]))
+            await asyncio.sleep(0.01)
+        results = [await build for build in builds]
+    finally:
+        await writer.close()
+    assert sorted(results) == [[], ["9999_index.sql"]]
+    assert (True, False) not in seen
+    assert (True, None) not in seen
+    assert (False, False) in seen or (False, None) in seen  # watched during the build
+    assert slowest_write < 1.0
+    assert await _indexes(dsn, "t") == {"t_b_idx": True}

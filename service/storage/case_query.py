@@ -7,7 +7,7 @@ import dataclasses
 import enum
 from typing import Any
 
-from service.storage.conditions import VariableCondition, Where, value_clause
+from service.storage.conditions import VariableCondition, Where, variable_clause
 
 
 class CaseAttribute(enum.Enum):
@@ -50,22 +50,26 @@ class CaseQuery:
 
 
 def _variables_clause(where: Where, query: CaseQuery) -> str:
-    """The case has, for each condition, a variable meeting it: one grouped pass over
-    the variables of the names asked for. (One EXISTS per condition would make the
-    planner join the variable table once per condition, in time that grows much
-    faster than their number.)"""
-    names = [condition.name for condition in query.variables]
-    name_column = "v.name"
-    if query.variable_names_ignore_case:
-        name_column, names = "lower(v.name)", [name.lower() for name in names]
-    met = []
-    for condition, name in zip(query.variables, names, strict=True):
-        value = value_clause(where, condition, ignore_case=query.variable_values_ignore_case)
-        met.append(f"bool_or({name_column} = {where.bind(name)} AND {value})")
+    """The case has, for each condition, a variable meeting it. Only the variables
+    meeting one are read (through the indexes of migrations/0011 where they serve),
+    then grouped by case when there are several conditions. (One EXISTS per condition
+    would make the planner join the variable table once per condition, in time that
+    grows much faster than their number.)"""
+    met = [
+        variable_clause(
+            where,
+            condition,
+            names_ignore_case=query.variable_names_ignore_case,
+            values_ignore_case=query.variable_values_ignore_case,
+        )
+        for condition in query.variables
+    ]
+    if len(met) == 1:
+        return f"c.id IN (SELECT v.case_instance_id FROM variable v WHERE {met[0]})"
+    having = " AND ".join(f"bool_or({clause})" for clause in met)
     return (
         "c.id IN (SELECT v.case_instance_id FROM variable v "
-        f"WHERE {name_column} = ANY({where.bind(sorted(set(names)))}::text[]) "
-        f"GROUP BY v.case_instance_id HAVING {' AND '.join(met)})"
+        f"WHERE {' OR '.join(met)} GROUP BY v.case_instance_id HAVING {having})"
     )
 
 

@@ -42,22 +42,37 @@ class Where:
 
 def value_clause(where: Where, condition: VariableCondition, *, ignore_case: bool) -> str:
     """The comparison of v.value with the condition's value, by the value's JSON type
-    (text compared ignoring case when asked). Casts sit inside CASE so that values of
-    other types compare as NULL (no match); a date condition also needs a Date."""
+    (text compared ignoring case when asked): the functions of migrations/0010 give
+    NULL (no match) for values of other types, and are the keys of the indexes of
+    migrations/0011; a date condition also needs a Date. `neq` finds no help in an
+    index (a btree serves ranges, not everything but one value)."""
     value = condition.value
     if value is None:
         is_null = "jsonb_typeof(coalesce(v.value, 'null'::jsonb)) = 'null'"
         return is_null if condition.operator == "eq" else f"NOT {is_null}"
     operator = _SQL_OPERATORS.get(condition.operator, "LIKE")
     if isinstance(value, bool):
-        cast = "CASE WHEN jsonb_typeof(v.value) = 'boolean' THEN (v.value)::boolean END"
-        return f"{cast} {operator} {where.bind(value)}"
+        return f"casevars_boolean(v.value) {operator} {where.bind(value)}"
     if isinstance(value, int | float):
-        cast = "CASE WHEN jsonb_typeof(v.value) = 'number' THEN (v.value)::numeric END"
-        return f"{cast} {operator} {where.bind(str(value))}::numeric"
+        return f"casevars_number(v.value) {operator} {where.bind(str(value))}::numeric"
     text = str(value)
-    column = "CASE WHEN jsonb_typeof(v.value) = 'string' THEN v.value #>> '{}' END"
+    column = "casevars_text(v.value)"
     if ignore_case:
         column, text = f"lower({column})", text.lower()
     compared = f'{column} {operator} {where.bind(text)} COLLATE "C"'
     return f"{compared} AND v.type = 'Date'" if condition.is_date else compared
+
+
+def variable_clause(
+    where: Where, condition: VariableCondition, *, names_ignore_case: bool, values_ignore_case: bool
+) -> str:
+    """The variable v is the one the condition names and meets it. The indexes lead
+    with lower(name): a name compared exactly is compared folded too, so that they
+    serve it, then exactly."""
+    if names_ignore_case:
+        name = f"lower(v.name) = {where.bind(condition.name.lower())}"
+    else:
+        bound = where.bind(condition.name)
+        name = f"lower(v.name) = lower({bound}) AND v.name = {bound}"
+    value = value_clause(where, condition, ignore_case=values_ignore_case)
+    return f"({name} AND {value})"

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from service.storage.conditions import VariableCondition, Where, value_clause
+from service.storage.conditions import VariableCondition, Where, variable_clause
 
 
 class VariableAttribute(enum.Enum):
@@ -106,10 +106,14 @@ def _where(query: VariableQuery) -> Where:
         types = [name.lower() for name in query.types]
         where.add(f"lower(v.type) = ANY({where.bind(types)}::text[])")
     for condition in query.conditions:
-        name = condition.name.lower() if query.names_ignore_case else condition.name
-        name_column = "lower(v.name)" if query.names_ignore_case else "v.name"
-        value = value_clause(where, condition, ignore_case=query.values_ignore_case)
-        where.add(f"({name_column} = {where.bind(name)} AND {value})")
+        where.add(
+            variable_clause(
+                where,
+                condition,
+                names_ignore_case=query.names_ignore_case,
+                values_ignore_case=query.values_ignore_case,
+            )
+        )
     return where
 
 
