@@ -190,6 +190,35 @@ async def test_a_multipart_data_part_is_read_flat():
     ]
 
 
+async def test_a_raw_part_hands_on_the_received_chunks_and_ends_at_its_boundary():
+    """RawPart (what service/http/data_part.py reads the data part with) on a real
+    request: its chunks up to the boundary, and MultipartReader goes on after it."""
+
+    async def read(request: web.Request) -> Any:
+        reader = private_api.FlatMultipartReader(
+            request.headers, request.content, max_field_size=8190, max_headers=32
+        )
+        part = await reader.next()
+        assert isinstance(part, BodyPartReader)
+        raw = private_api.RawPart.of(part)
+        assert raw is not None
+        assert raw.boundary == b"--outer"
+        received = b"\r\n"  # the CRLF before the first delimiter, taken with the headers
+        while (chunk := raw.chunk()) != b"":
+            if chunk is None:
+                await asyncio.wait_for(raw.arrival(), 5)
+                continue
+            received += chunk
+            end = received.find(b"\r\n" + raw.boundary)
+            if end >= 0:
+                raw.finish(received[end + 2 :])
+                return [("data", received[2:end]), *await _parts(reader)]
+        raise AssertionError("no boundary")
+
+    _, seen = await _post_form(NESTED_FORM, read)
+    assert seen["result"] == [("data", INNER), ("valueType", None, b"File")]
+
+
 async def test_aiohttp_itself_would_descend_into_the_nested_part():
     """Why FlatMultipartReader exists: if this fails, aiohttp reads nested parts flat by
     itself and the override may go."""
