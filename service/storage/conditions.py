@@ -60,7 +60,48 @@ def value_clause(where: Where, condition: VariableCondition, *, ignore_case: boo
     if ignore_case:
         column, text = f"lower({column})", text.lower()
     compared = f'{column} {operator} {where.bind(text)} COLLATE "C"'
+    indexed = _indexed_text(where, column, condition.operator, text)
+    if indexed is not None:
+        compared = f"{indexed} AND {compared}"
     return f"{compared} AND v.type = 'Date'" if condition.is_date else compared
+
+
+# The text indexes hold a value's first INDEXED_CHARS characters (a btree entry has
+# at most 2704 bytes; a character up to 4): what the whole text compares to implies
+# of its start, in the code point order of COLLATE "C", so that they serve.
+INDEXED_CHARS = 200
+_IMPLIED = {"eq": "=", "gt": ">=", "gteq": ">=", "lt": "<=", "lteq": "<="}
+
+
+def _indexed_text(where: Where, column: str, operator: str, text: str) -> str | None:
+    start = f'left({column}, {INDEXED_CHARS}) COLLATE "C"'
+    if operator in _IMPLIED:
+        bound = where.bind(text[:INDEXED_CHARS])
+        return f'{start} {_IMPLIED[operator]} {bound} COLLATE "C"'
+    if operator != "like":
+        return None  # neq: a btree serves ranges, not everything but one value
+    prefix = like_prefix(text)[:INDEXED_CHARS]
+    if not prefix:
+        return None
+    escaped = "".join("\\" + char if char in "\\%_" else char for char in prefix)
+    return f"{start} LIKE {where.bind(escaped + '%')}"
+
+
+def like_prefix(pattern: str) -> str:
+    """The text every match of a LIKE pattern starts with (backslash escapes)."""
+    prefix = []
+    escaping = False
+    for char in pattern:
+        if escaping:
+            prefix.append(char)
+            escaping = False
+        elif char == "\\":
+            escaping = True
+        elif char in "%_":
+            break
+        else:
+            prefix.append(char)
+    return "".join(prefix)
 
 
 def variable_clause(
