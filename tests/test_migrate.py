@@ -244,6 +244,7 @@ async def test_two_migrators_build_once_and_writes_go_on_meanwhile(server_dsn, t
                         WHERE indexrelid = to_regclass('t_b_idx')) AS valid
                 """
             )
+            assert state is not None
             seen.add((state["applied"], state["valid"]))
             await asyncio.sleep(0.01)
         results = [await build for build in builds]
