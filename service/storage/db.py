@@ -96,7 +96,17 @@ async def create_pool(
     session: dict[str, Any] = (
         {"statement_cache_size": 0}
         if transaction_pooling
-        else {"server_settings": {"casevars.gc_grace_seconds": str(gc_grace_seconds)}}
+        else {
+            "server_settings": {
+                "casevars.gc_grace_seconds": str(gc_grace_seconds),
+                # A cached statement's generic plan cannot know that a condition's
+                # value is rare (true in one case, a bound near the top), and reads
+                # every variable of the name; planned with its values each time, the
+                # condition starts from its index. (Uncached through a pooler: the
+                # same.)
+                "plan_cache_mode": "force_custom_plan",
+            }
+        }
     )
     try:
         pool = await asyncpg.create_pool(
