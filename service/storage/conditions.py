@@ -114,6 +114,8 @@ def variable_clause(
         name = f"lower(v.name) = {where.bind(condition.name.lower())}"
     else:
         bound = where.bind(condition.name)
-        name = f"lower(v.name) = lower({bound}) AND v.name = {bound}"
+        # Compared in "C" (the same equality: the default collation is deterministic)
+        # so that the planner does not also read the name's whole index, variable_name_idx.
+        name = f'lower(v.name) = lower({bound}) AND v.name = {bound} COLLATE "C"'
     value = value_clause(where, condition, ignore_case=values_ignore_case)
     return f"({name} AND {value})"
