@@ -269,10 +269,20 @@ async def test_headers_sent_a_byte_at_a_time_get_408_all_the_same(serve_factory)
                 await asyncio.sleep(0.2)
 
     sender = asyncio.create_task(trickle())
-    answer = await _until_closed(reader, 10)
+    started = time.monotonic()
+    try:
+        answer = await _until_closed(reader, 10)
+    except ConnectionResetError:
+        # The server answered 408 and closed while a trickled byte was still unread in
+        # its socket, which makes the kernel reset the connection, and the client's
+        # kernel may then drop the 408 before it is read. Either way the connection
+        # ended at the header deadline, long before the 20 s the trickle would take.
+        answer = None
     sender.cancel()
     writer.close()
-    assert answer.split()[1] == b"408"
+    assert time.monotonic() - started < 10
+    if answer is not None:
+        assert answer.split()[1] == b"408"
 
 
 async def test_idle_connections_are_closed(serve_factory):
