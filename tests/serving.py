@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,17 @@ class Serve:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def serving(endpoints: Endpoints, tmp_path: Path, **settings: str) -> AsyncIterator[Serve]:
+    """A `casevars serve` that answers /health/ready, killed on the way out."""
+    started = Serve(endpoints, tmp_path, **settings)
+    try:
+        await started.ready()
+        yield started
+    finally:
+        started.stop()
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import Serve
+from tests.serving import Serve, serving
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -133,12 +133,8 @@ def sdk_modules() -> Path:
 
 @pytest.fixture
 async def serve(endpoints, tmp_path) -> AsyncIterator[Serve]:
-    started = Serve(endpoints, tmp_path)
-    try:
-        await started.ready()
+    async with serving(endpoints, tmp_path) as started:
         yield started
-    finally:
-        started.stop()
 
 
 async def _scenario(

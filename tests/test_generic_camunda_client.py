@@ -17,7 +17,7 @@ import urllib3
 
 from tests.conftest import new_id
 from tests.forms import FORM, body, part
-from tests.serving import Serve
+from tests.serving import Serve, serving
 
 generic_camunda_client = pytest.importorskip("generic_camunda_client")
 from generic_camunda_client.rest import ApiException  # noqa: E402
@@ -27,12 +27,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 async def serve(endpoints, tmp_path) -> AsyncIterator[Serve]:
-    started = Serve(endpoints, tmp_path)
-    try:
-        await started.ready()
+    async with serving(endpoints, tmp_path) as started:
         yield started
-    finally:
-        started.stop()
 
 
 class Casevars:

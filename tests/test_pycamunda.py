@@ -15,19 +15,15 @@ import pycamunda.caseinst
 import pytest
 
 from tests.conftest import new_id
-from tests.serving import Serve
+from tests.serving import Serve, serving
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
 async def serve(endpoints, tmp_path) -> AsyncIterator[Serve]:
-    started = Serve(endpoints, tmp_path)
-    try:
-        await started.ready()
+    async with serving(endpoints, tmp_path) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
