@@ -12,19 +12,14 @@ as it pins, and q 1.x) with --ignore-scripts into build/, where later runs find 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
 import json
-import os
-import shutil
-import subprocess
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.npm import CLIENTS, installed_modules, last_json, need, npm_install, run_node, run_npm
 from tests.serving import Serve, serving
 
 pytestmark = pytest.mark.timeout(300)
@@ -32,9 +27,6 @@ pytestmark = pytest.mark.timeout(300)
 SDK = "camunda-bpm-sdk-js"
 SDK_VERSION = "7.7.4-SNAPSHOT"
 RUNTIME_DEPENDENCIES = ("superagent@1.4.0", "q@1.5.1")
-CLIENTS = Path(__file__).parent / "clients"
-CACHE = Path(__file__).parents[1] / "build" / "npm"
-NPM_TIMEOUT_SECONDS = 240
 SCENARIO_TIMEOUT_SECONDS = 120
 
 # What each scenario calls: every case operation of the SDK that casevars serves. The
@@ -77,33 +69,9 @@ SCENARIOS = {
 CONFIGURATIONS = [("/engine-rest", "default"), ("", "default"), ("", "")]
 
 
-def _run(command: list[str], cwd: Path) -> None:
-    done = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-
-
-def _need(program: str) -> str:
-    found = shutil.which(program)
-    if found is None:
-        pytest.fail(
-            f"The {SDK} client tests need node and npm on PATH (Debian: apt-get install "
-            f"nodejs npm), and {program} is not there; they install the SDK from the npm "
-            "registry into build/npm and run it with node."
-        )
-    return found
-
-
-def _install(target: Path) -> None:
-    npm = _need("npm")
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    flags = ["--no-save", "--no-package-lock", "--ignore-scripts", "--no-audit", "--no-fund"]
-    _run([npm, "install", *flags, *RUNTIME_DEPENDENCIES], partial)
-    _run([npm, "pack", f"{SDK}@{SDK_VERSION}", "--pack-destination", str(partial)], partial)
+def _install(partial: Path) -> None:
+    npm_install(partial, SDK, *RUNTIME_DEPENDENCIES)
+    run_npm([need("npm", SDK), "pack", f"{SDK}@{SDK_VERSION}", "--pack-destination", "."], partial)
     (packed,) = partial.glob(f"{SDK}-*.tgz")
     package = partial / "node_modules" / SDK
     with tarfile.open(packed) as archive:
@@ -113,22 +81,12 @@ def _install(target: Path) -> None:
         archive.extractall(package, filter="data")
     version = json.loads((package / "package.json").read_text())["version"]
     assert version == SDK_VERSION, version
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
 
 
 @pytest.fixture(scope="session")
 def sdk_modules() -> Path:
     """node_modules holding the SDK and its runtime dependencies (installed once)."""
-    _need("node")
-    target = CACHE / f"{SDK}-{SDK_VERSION}"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / ".lock").open("w") as lock:
-        # Two test runs at once install once.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "node_modules" / SDK / "package.json").exists():
-            _install(target)
-    return target / "node_modules"
+    return installed_modules(f"{SDK}-{SDK_VERSION}", SDK, _install, f"{SDK}/package.json")
 
 
 @pytest.fixture
@@ -141,27 +99,14 @@ async def _scenario(
     script: str, serve: Serve, modules: Path, root: str, engine: str
 ) -> dict[str, object]:
     env = {
-        **os.environ,
-        "NODE_PATH": str(modules),
         "CASEVARS_API_URI": f"http://127.0.0.1:{serve.port}{root}",
         "CASEVARS_ENGINE": engine,
     }
-    process = await asyncio.create_subprocess_exec(
-        _need("node"),
-        str(CLIENTS / script),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, lines, err = await run_node(
+        CLIENTS / script, modules, SDK, env, SCENARIO_TIMEOUT_SECONDS
     )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), SCENARIO_TIMEOUT_SECONDS)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-    lines = out.decode().strip().splitlines()
-    assert lines, f"no result from {script}: {err.decode()}"
-    result: dict[str, object] = json.loads(lines[-1])
-    assert process.returncode == 0, f"{result.get('failed')}\n{err.decode()}"
+    result = last_json(lines, f"{script}: {err}")
+    assert status == 0, f"{result.get('failed')}\n{err}"
     return result
 
 
