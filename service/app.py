@@ -97,7 +97,8 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     authenticator = Authenticator.from_settings(settings)
     # An engine other than `default` is refused before credentials are checked, as
     # Camunda's authentication filter does.
-    middlewares.append(engines.EngineCheck(authenticating=authenticator is not None).middleware)
+    engine_check = engines.EngineCheck(authenticating=authenticator is not None)
+    middlewares.append(engine_check.middleware)
     if authenticator is not None:
         middlewares.append(authenticator.middleware)
     app = web.Application(middlewares=middlewares, handler_args={})
@@ -110,5 +111,8 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_s3)
     app.cleanup_ctx.append(_collector)
-    routes.add_routes(app, expect_handler=None if authenticator is None else authenticator.expect)
+    # `Expect: 100-continue` is answered before any middleware: the engine is checked
+    # there first too, then the credentials.
+    expect = engine_check.expecting(None if authenticator is None else authenticator.expect)
+    routes.add_routes(app, expect_handler=expect)
     return app

@@ -4,6 +4,9 @@ engine names get Camunda's refusal; the operations routes stay at `/`."""
 
 from __future__ import annotations
 
+import asyncio
+
+import orjson
 import pytest
 
 from service.app import create_app
@@ -158,3 +161,65 @@ async def test_a_large_bytes_values_data_url_is_under_the_root_it_was_read_at(ma
         url = listed["big"]["valueInfo"]["dataUrl"]
         assert url == f"{root}/case-instance/{case_id}/variables/big/data"
         assert await (await client.get(url)).read() == b"x" * 4096
+
+
+async def _expecting(client, path: str, headers: bytes = b"") -> tuple[bytes, bytes, bytes]:
+    """Sends the head of a large upload with `Expect: 100-continue` and reads the first
+    answer: (status line, headers, body); a 100 Continue would come first."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1073741824\r\n"
+            + headers
+            + b"Expect: 100-continue\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(
+            next(
+                line.split(b":", 1)[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+        )
+        body = await asyncio.wait_for(reader.readexactly(length), 5)
+    finally:
+        writer.close()
+    return status_line, head, body
+
+
+@pytest.mark.parametrize("root", ["/engine/foo", "/engine-rest/engine/foo"])
+async def test_an_unknown_engine_is_refused_before_100_continue(make_client, tmp_path, root):
+    """`Expect: 100-continue` is answered before any middleware runs: the engine is
+    checked there first as well, so that the answer is the same with or without the
+    header, and credentials (good, bad or none) come after the engine."""
+    path = f"{root}/case-instance/{new_id()}/variables/v/data"
+    open_client = await make_client()
+    status_line, _, body = await _expecting(open_client, path)
+    assert status_line.startswith(b"HTTP/1.1 400"), status_line
+    assert orjson.loads(body)["message"] == "No process engine available"
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    secured = await make_client(auth_tokens_file=tokens)
+    for credentials in (
+        b"",
+        f"Authorization: Bearer {TOKEN}\r\n".encode(),
+        b"Authorization: Bearer wrong\r\n",
+    ):
+        status_line, head, body = await _expecting(secured, path, credentials)
+        assert status_line.startswith(b"HTTP/1.1 404"), (credentials, status_line)
+        assert b"www-authenticate" not in head.lower()
+        assert b"x-request-id" in head.lower()
+        assert orjson.loads(body) == {
+            "type": "InvalidRequestException",
+            "message": "Process engine foo not available",
+            "code": None,
+        }
+    # The default engine: the credentials decide, before the body is sent.
+    status_line, _, _ = await _expecting(
+        secured, f"/engine/default/case-instance/{new_id()}/variables/v/data"
+    )
+    assert status_line.startswith(b"HTTP/1.1 401"), status_line

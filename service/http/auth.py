@@ -30,7 +30,7 @@ from aiohttp.typedefs import Handler
 
 from service.config import ConfigError, Settings
 from service.errors import Unauthenticated
-from service.http.errors import camunda_error_response
+from service.http.errors import refusal_before_middlewares
 from service.http.logs import PRINCIPAL_KEY
 from service.http.metrics import METRICS
 from service.private_api import default_expect_handler
@@ -147,9 +147,7 @@ class Authenticator:
             try:
                 await self._checked(request)
             except Refused as refused:
-                response = camunda_error_response(refused)
-                response.force_close()
-                return response
+                return refusal_before_middlewares(request, refused)
         await default_expect_handler(request)
         return None
 

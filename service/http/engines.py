@@ -4,13 +4,19 @@ Camunda's refusal, and GET /engine lists the one engine."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from service.errors import InvalidInput, NotFound
 from service.http.body import json_response
+from service.http.errors import refusal_before_middlewares
+from service.private_api import default_expect_handler
 
 ENGINE_NAME = "default"
+
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 def refusal(name: str, *, authenticating: bool) -> InvalidInput | NotFound:
@@ -29,12 +35,35 @@ class EngineCheck:
     def __init__(self, *, authenticating: bool) -> None:
         self._authenticating = authenticating
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def _refused(self, request: web.Request) -> InvalidInput | NotFound | None:
         name = request.match_info.get("engine")
         if name is not None and name != ENGINE_NAME:
-            raise refusal(name, authenticating=self._authenticating)
+            return refusal(name, authenticating=self._authenticating)
+        return None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = self._refused(request)
+        if refused is not None:
+            raise refused
         return await handler(request)
+
+    def expecting(self, then: ExpectHandler | None) -> ExpectHandler:
+        """The answer to `Expect: 100-continue`, which aiohttp asks for before any
+        middleware runs: the same refusal for another engine (no 100 Continue, so the
+        body is never sent), before `then` (authentication's check) is asked; else
+        `then`, or aiohttp's 100 Continue."""
+
+        async def expect(request: web.Request) -> web.StreamResponse | None:
+            refused = self._refused(request)
+            if refused is not None:
+                return refusal_before_middlewares(request, refused)
+            if then is not None:
+                return await then(request)
+            await default_expect_handler(request)
+            return None
+
+        return expect
 
 
 async def list_engines(_request: web.Request) -> web.Response:

@@ -180,6 +180,18 @@ def answer_before_middlewares(request: web.BaseRequest, status: int, message: st
     return response
 
 
+def refusal_before_middlewares(
+    request: web.BaseRequest, error: errors.CamundaError
+) -> web.Response:
+    """A domain error answered from an expect handler, where no middleware runs: its
+    status, body and headers, the request id, and the connection ends, as the body the
+    client holds back is never read."""
+    response = camunda_error_response(error)
+    response.headers["X-Request-Id"] = _bound_request_id(request)
+    response.force_close()
+    return response
+
+
 def _bound_request_id(request: web.BaseRequest) -> str:
     if REQUEST_ID_KEY not in request:
         request[REQUEST_ID_KEY] = _request_id(request)
