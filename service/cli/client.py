@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import dataclasses
+import functools
 import getpass
 import hashlib
 import mimetypes
@@ -18,18 +18,29 @@ import re
 import secrets
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Protocol, Self, TextIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 from yarl import URL
 
-from service.config import ClientSettings, ConfigError, http_url
+from service.cli import resumable
+from service.cli.progress import PROGRESS_INTERVAL_SECONDS, Progress
+from service.cli.remote import (
+    CONTROL_CHARACTERS,
+    ClientError,
+    Service,
+    etag_sha256,
+    refusal,
+    shown,
+)
+from service.cli.upload_state import state_directory
+from service.config import MIB, ClientSettings, ConfigError, http_url, parse_size
+
+__all__ = ["PROGRESS_INTERVAL_SECONDS", "ClientError", "Progress", "Service", "run"]
 
 COMMANDS = frozenset({"put", "get", "ls"})
 EXIT_FAILURE = 1
@@ -37,27 +48,20 @@ EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 # Files are read, sent, received and written this much at a time.
 CHUNK_BYTES = 1024 * 1024
-# The progress line is redrawn at most this often.
-PROGRESS_INTERVAL_SECONDS = 0.1
-CONNECT_TIMEOUT_SECONDS = 30.0
-# The service answers an upload once its last part is in S3; a connection silent for
-# this long is taken for dead.
-READ_TIMEOUT_SECONDS = 300.0
 # `ls` asks for the sizes of File values this many at a time.
 HEADS_AT_ONCE = 8
-# A refusal's body is read up to this size for its message.
-MAX_ERROR_BODY_BYTES = 64 * 1024
+# Files larger than this go as a resumable (tus) upload unless --resumable-above says
+# otherwise: below it, starting over costs little and the multipart POST needs no hash
+# read first and no state file.
+RESUMABLE_ABOVE_BYTES = 64 * MIB
+RETRIES = 10
+FIRST_RETRY_DELAY_SECONDS = 1.0
 # mimetypes calls report.txt.gz "text/plain" encoded with gzip: what is stored is gzip.
 COMPRESSED_TYPES = {
     "gzip": "application/gzip",
     "bzip2": "application/x-bzip2",
     "xz": "application/x-xz",
 }
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ClientError(Exception):
-    """What went wrong, in one line for the user; never shown with a traceback."""
 
 
 class Digest(Protocol):
@@ -65,144 +69,6 @@ class Digest(Protocol):
 
     def update(self, data: bytes, /) -> None: ...
     def hexdigest(self) -> str: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Service:
-    url: str  # the REST root, without a trailing slash
-    headers: Mapping[str, str]  # Authorization, when credentials are given
-
-    def variables_url(self, case_id: str) -> URL:
-        return URL(f"{self.url}/case-instance/{_segment(case_id)}/variables", encoded=True)
-
-    def data_url(self, case_id: str, name: str) -> URL:
-        return URL(f"{self.variables_url(case_id)}/{_segment(name)}/data", encoded=True)
-
-    def session(self) -> aiohttp.ClientSession:
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS
-        )
-        # auto_decompress off: the bytes written are the bytes the ETag was made from.
-        return aiohttp.ClientSession(headers=self.headers, timeout=timeout, auto_decompress=False)
-
-
-def _segment(text: str) -> str:
-    return quote(text, safe="")
-
-
-def _shown(text: str) -> str:
-    """Text from the service or a path, safe to print on a terminal."""
-    return CONTROL_CHARACTERS.sub("?", text)
-
-
-def _format_size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
-class Progress:
-    """One redrawn line (bar, bytes, percentage, rate, time left) when the stream is a
-    terminal; otherwise a single plain line at the end."""
-
-    def __init__(self, verb: str, total: int | None, stream: TextIO, *, done: int = 0) -> None:
-        self._verb, self._total, self._stream = verb, total, stream
-        self._live = stream.isatty()
-        self._first = self.done = done
-        self._started = self._drawn_at = time.monotonic()
-        self._drawn = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if error is not None and self._drawn:
-            self._stream.write("\n")  # the error message gets a line of its own
-            self._stream.flush()
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self._live and now - self._drawn_at >= PROGRESS_INTERVAL_SECONDS:
-            self._drawn_at = now
-            self._draw(now, final=False)
-
-    def finish(self) -> None:
-        now = time.monotonic()
-        if self._live:
-            self._draw(now, final=True)
-            self._stream.write("\n")
-            self._drawn = False
-        else:
-            moved = self.done - self._first
-            elapsed = now - self._started
-            rate = _format_size(moved / max(elapsed, 1e-6))
-            self._stream.write(f"{self._verb} {moved} bytes in {elapsed:.1f} s ({rate}/s)\n")
-        self._stream.flush()
-
-    def _draw(self, now: float, *, final: bool) -> None:
-        elapsed = max(now - self._started, 1e-6)
-        rate = (self.done - self._first) / elapsed
-        fields = [self._verb]
-        if self._total is None:
-            fields.append(_format_size(self.done))
-        else:
-            share = 1.0 if self._total == 0 else min(self.done / self._total, 1.0)
-            bar = "#" * int(share * 20)
-            fields += [
-                f"[{bar:-<20}]",
-                f"{_format_size(self.done)} / {_format_size(self._total)}",
-                f"{share:4.0%}",
-            ]
-        fields.append(f"{_format_size(rate)}/s")
-        if final:
-            fields.append(f"in {_clock(elapsed)}")
-        elif self._total is not None and rate > 0:
-            fields.append(f"{_clock((self._total - self.done) / rate)} left")
-        # \r returns to the start of the line, ESC [K clears what a longer line left.
-        self._stream.write("\r" + "  ".join(fields) + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
-
-
-async def refusal(response: aiohttp.ClientResponse, *, credentials: bool) -> ClientError:
-    """The one-line error for a response that is not a success: the service's message."""
-    raw = await response.content.read(MAX_ERROR_BODY_BYTES)
-    message = raw.decode("utf-8", "replace").strip()
-    with contextlib.suppress(ValueError):
-        body = orjson.loads(raw)
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            message = body["message"]
-    message = " ".join(_shown(message).split())
-    status = f"HTTP {response.status} {response.reason or ''}".strip()
-    if response.status == 401:
-        if not credentials:
-            return ClientError(
-                "authentication failed: the service asks for credentials "
-                "(set CASEVARS_TOKEN or use --user)"
-            )
-        return ClientError(f"authentication failed: {message or status}")
-    return ClientError(f"{status}: {message}" if message else status)
-
-
-def _etag_sha256(response: aiohttp.ClientResponse) -> str | None:
-    """The SHA-256 hex the service sends as a strong ETag, if it sent one."""
-    etag = response.headers.get("ETag", "")
-    match = re.fullmatch(r'"([0-9a-f]{64})"', etag.strip())
-    return None if match is None else match.group(1)
 
 
 # --- put ---------------------------------------------------------------------
@@ -275,15 +141,26 @@ async def _body(
     yield tail
 
 
-async def put(service: Service, arguments: argparse.Namespace) -> None:
-    """Upload FILE as a Bytes or File value, then check what the service stored."""
-    upload = plan_upload(arguments)
+def _goes_resumable(upload: Upload, arguments: argparse.Namespace) -> bool:
+    """A regular file above the threshold, or --resume: the tus upload. Stdin cannot be
+    read twice, so it always goes as one multipart POST."""
+    if upload.source == "-":
+        if arguments.resume:
+            raise ClientError("--resume needs FILE to be a file, not stdin")
+        return False
+    if arguments.resume:
+        return True
+    info = Path(upload.source).stat()
+    return stat.S_ISREG(info.st_mode) and info.st_size > arguments.resumable_above
+
+
+async def _post(service: Service, arguments: argparse.Namespace, upload: Upload) -> tuple[int, str]:
+    """The multipart POST of .../data; the size and SHA-256 hex of what was sent."""
     url = service.data_url(arguments.case_id, arguments.variable)
     boundary = f"casevars-{secrets.token_hex(16)}"
     head, tail = form_parts(upload, boundary)
     stream, size = _open_source(upload.source)
     digest = hashlib.sha256()
-    credentials = "Authorization" in service.headers
     try:
         async with service.session() as session:
             with Progress("uploaded", size, sys.stderr) as progress:
@@ -293,17 +170,44 @@ async def put(service: Service, arguments: argparse.Namespace) -> None:
                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
                 ) as response:
                     if response.status != 204:
-                        raise await refusal(response, credentials=credentials)
+                        raise await refusal(response, credentials=service.credentials)
                 progress.finish()
-            async with session.head(url) as response:
-                if response.status != 200:
-                    raise await refusal(response, credentials=credentials)
-                stored_size, stored_sha256 = response.content_length, _etag_sha256(response)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    sent_size, sent_sha256 = progress.done, digest.hexdigest()
-    where = f"{_shown(arguments.case_id)}/{_shown(arguments.variable)}"
+    return progress.done, digest.hexdigest()
+
+
+async def _put_resumable(
+    service: Service, arguments: argparse.Namespace, upload: Upload, state_dir: Path
+) -> tuple[int, str]:
+    destination = resumable.Destination(
+        service,
+        arguments.case_id,
+        arguments.variable,
+        value_type="File" if upload.as_file else "Bytes",
+        filename=upload.filename if upload.as_file else None,
+        mime_type=upload.mime_type if upload.as_file else None,
+    )
+    policy = resumable.RetryPolicy(arguments.retries, arguments.retry_delay)
+    return await resumable.put_resumable(
+        destination, Path(upload.source), policy, state_dir, resume=arguments.resume
+    )
+
+
+async def put(service: Service, arguments: argparse.Namespace, *, state_dir: Path) -> None:
+    """Upload FILE as a Bytes or File value, then check what the service stored."""
+    upload = plan_upload(arguments)
+    if _goes_resumable(upload, arguments):
+        sent_size, sent_sha256 = await _put_resumable(service, arguments, upload, state_dir)
+    else:
+        sent_size, sent_sha256 = await _post(service, arguments, upload)
+    url = service.data_url(arguments.case_id, arguments.variable)
+    async with service.session() as session, session.head(url) as response:
+        if response.status != 200:
+            raise await refusal(response, credentials=service.credentials)
+        stored_size, stored_sha256 = response.content_length, etag_sha256(response)
+    where = f"{shown(arguments.case_id)}/{shown(arguments.variable)}"
     if stored_sha256 is None:
         sys.stdout.write(f"stored {where}: {stored_size} bytes (the service sent no SHA-256)\n")
         return
@@ -333,7 +237,7 @@ def partial_file(out: str, *, resume: bool) -> Partial:
     """With --resume, the bytes of OUT.part, or else of OUT, are kept (and hashed)."""
     target = Path(out)
     if target.is_dir():
-        raise ClientError(f"{_shown(out)} is a directory: give a file name")
+        raise ClientError(f"{shown(out)} is a directory: give a file name")
     path = target.with_name(target.name + ".part")
     kept_in = next((p for p in (path, target) if resume and p.is_file()), None)
     digest = hashlib.sha256()
@@ -387,7 +291,7 @@ async def _download_to_stdout(service: Service, url: URL) -> None:
         with Progress("downloaded", response.content_length, sys.stderr) as progress:
             await _receive(response, sys.stdout.buffer, digest, progress)
             progress.finish()
-        verdict = _verdict(_etag_sha256(response), digest, "the content", resumed=0)
+        verdict = _verdict(etag_sha256(response), digest, "the content", resumed=0)
     sys.stderr.write(f"wrote {progress.done} bytes to stdout, {verdict}\n")
 
 
@@ -402,8 +306,10 @@ async def _download(response: aiohttp.ClientResponse, partial: Partial) -> tuple
     else:
         start_and_size = _range_start_and_size(response)
         if start_and_size is None or start_and_size[0] != partial.kept:
-            shown = _shown(response.headers.get("Content-Range", "none"))
-            raise ClientError(f"the service answered the range request with Content-Range {shown}")
+            content_range = shown(response.headers.get("Content-Range", "none"))
+            raise ClientError(
+                f"the service answered the range request with Content-Range {content_range}"
+            )
         size = start_and_size[1]
         if partial.kept_in is not None and partial.kept_in != partial.path:
             # A prefix in OUT: OUT becomes OUT.part until the rest has come and is checked.
@@ -418,11 +324,11 @@ async def _download(response: aiohttp.ClientResponse, partial: Partial) -> tuple
         reason = str(error) or type(error).__name__
         raise ClientError(
             f"the download was cut after {progress.done} bytes ({reason}); "
-            f"run the same command with --resume to continue {_shown(str(partial.path))}"
+            f"run the same command with --resume to continue {shown(str(partial.path))}"
         ) from None
     finally:
         await asyncio.to_thread(sink.close)
-    return _etag_sha256(response), progress.done
+    return etag_sha256(response), progress.done
 
 
 async def _complete_already(
@@ -439,13 +345,13 @@ async def _complete_already(
     size = None if start_and_size is None else start_and_size[1]
     if size != partial.kept:
         raise ClientError(
-            f"{_shown(str(partial.kept_in))} holds {partial.kept} bytes, more than the "
+            f"{shown(str(partial.kept_in))} holds {partial.kept} bytes, more than the "
             f"{size} of the value: it is not its start; run again without --resume"
         )
     async with session.head(url) as head:
         if head.status != 200:
             raise await refusal(head, credentials=credentials)
-        return _etag_sha256(head), partial.kept
+        return etag_sha256(head), partial.kept
 
 
 async def get(service: Service, arguments: argparse.Namespace) -> None:
@@ -461,7 +367,7 @@ async def get(service: Service, arguments: argparse.Namespace) -> None:
         return
     partial = await asyncio.to_thread(partial_file, out, resume=arguments.resume)
     if partial.kept:
-        sys.stderr.write(f"resuming from {partial.kept} bytes in {_shown(str(partial.kept_in))}\n")
+        sys.stderr.write(f"resuming from {partial.kept} bytes in {shown(str(partial.kept_in))}\n")
     credentials = "Authorization" in service.headers
     async with service.session() as session:
         headers = {"Range": f"bytes={partial.kept}-"} if partial.kept else {}
@@ -476,9 +382,9 @@ async def get(service: Service, arguments: argparse.Namespace) -> None:
                 finished = partial.kept_in
             else:
                 raise await refusal(response, credentials=credentials)
-    verdict = _verdict(expected, partial.digest, _shown(str(finished)), resumed=partial.kept)
+    verdict = _verdict(expected, partial.digest, shown(str(finished)), resumed=partial.kept)
     await asyncio.to_thread(finished.replace, out)
-    sys.stdout.write(f"saved {_shown(out)}: {size} bytes, {verdict}\n")
+    sys.stdout.write(f"saved {shown(out)}: {size} bytes, {verdict}\n")
 
 
 # --- ls ----------------------------------------------------------------------
@@ -524,7 +430,7 @@ async def ls(service: Service, arguments: argparse.Namespace) -> None:
         filename = (
             (value.get("valueInfo") or {}).get("filename") if value.get("type") == "File" else None
         )
-        rows.append((_shown(name), str(value.get("type")), size, _shown(filename or "")))
+        rows.append((shown(name), str(value.get("type")), size, shown(filename or "")))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for name, kind, size, filename in rows:
         line = f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {size:>{widths[2]}}  {filename}"
@@ -571,6 +477,37 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
         metavar="FILENAME",
         help="the File's name (default: FILE's base name; needed for stdin); implies --as-file",
     )
+    put_parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished resumable upload of FILE to this variable that an "
+        "earlier put left (killed, or out of retries), from the offset the service holds",
+    )
+    put_parser.add_argument(
+        "--resumable-above",
+        type=_size,
+        default=RESUMABLE_ABOVE_BYTES,
+        metavar="SIZE",
+        help="send files larger than SIZE as a resumable upload, continued after a cut "
+        "connection (default: 64MiB; 0: every non-empty file)",
+    )
+    put_parser.add_argument(
+        "--retries",
+        type=_count,
+        default=RETRIES,
+        metavar="N",
+        help=f"resumable upload: give up after N failed attempts in a row with no progress "
+        f"(default: {RETRIES})",
+    )
+    put_parser.add_argument(
+        "--retry-delay",
+        type=_seconds,
+        default=FIRST_RETRY_DELAY_SECONDS,
+        metavar="SECONDS",
+        help="resumable upload: wait this long before the first retry, twice as long before "
+        f"each next one, at most {resumable.MAX_RETRY_DELAY_SECONDS:.0f} s "
+        f"(default: {FIRST_RETRY_DELAY_SECONDS:.0f})",
+    )
     get_parser = add_parser(
         "get",
         parents=[common],
@@ -592,6 +529,29 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
         "ls", parents=[common], help="list the variables of a case (name, type, size, file name)"
     )
     ls_parser.add_argument("case_id", metavar="CASE_ID")
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return seconds
 
 
 def _ask_password(name: str) -> str:
@@ -625,26 +585,23 @@ def service_from(arguments: argparse.Namespace, settings: ClientSettings) -> Ser
     return Service(url, headers)
 
 
-_COMMAND_FUNCTIONS: dict[
-    str, Callable[[Service, argparse.Namespace], Coroutine[Any, Any, None]]
-] = {
-    "put": put,
-    "get": get,
-    "ls": ls,
-}
-
-
 def run(arguments: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run a client command; every failure is one line on stderr and a non-zero status."""
     url, status = "the service", EXIT_FAILURE
     try:
         service = service_from(arguments, ClientSettings.from_env(env))
         url = service.url
-        asyncio.run(_COMMAND_FUNCTIONS[arguments.command](service, arguments))
+        commands: dict[str, Callable[[Service, argparse.Namespace], Coroutine[Any, Any, None]]]
+        commands = {
+            "put": functools.partial(put, state_dir=state_directory(env)),
+            "get": get,
+            "ls": ls,
+        }
+        asyncio.run(commands[arguments.command](service, arguments))
     except ConfigError as error:
         message, status = f"configuration error: {error}", EXIT_CONFIG
     except ClientError as error:
-        message = str(error)
+        message, status = str(error), error.exit_status
     except aiohttp.ClientConnectorError as error:
         message = f"cannot reach {url}: {error.os_error.strerror or error.os_error}"
     except (aiohttp.ClientError, TimeoutError) as error:
