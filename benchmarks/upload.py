@@ -2,14 +2,21 @@
 
 Starts `casevars serve` on its embedded default (a fresh data folder), streams generated
 values of each size through POST .../data (each service upload followed by one straight
-to the same SeaweedFS with aiobotocore, --runs times, medians printed), then back through
+to the same SeaweedFS with aiobotocore, then by the same value as a resumable upload
+(tus) in each PATCH size asked for, --runs times, medians printed), then back through
 GET .../data (checking the SHA-256) and straight from S3 (the best of three runs of each
-path, the paths alternating). Prints MB/s, the service/direct ratios, the service
-process's CPU-s per GiB (from /proc: the robust figure on a loaded machine, where
-ratios are noisy) and its RSS growth during each upload, and the load average.
+path, the paths alternating). Prints MB/s, the service/direct and resumable/POST
+ratios, the service process's CPU-s per GiB (from /proc: the robust figure on a loaded
+machine, where ratios are noisy) and its RSS growth during each upload, the time from
+an upload's last byte sent to its answer (where the end-of-upload work shows: the last
+part, CompleteMultipartUpload, the SHA-256's digest, the commit), what the resumable
+SHA-256 (service/storage/sha256state.py) costs in this process, and the load average.
 
     .venv/bin/python benchmarks/upload.py              # 1 GiB and 4 GiB
     .venv/bin/python benchmarks/upload.py --sizes 256  # sizes in MiB
+    .venv/bin/python benchmarks/upload.py --patch-sizes 0 64  # tus PATCHes (MiB; 0:
+        # one PATCH for the whole value, tuspy's and tus-js-client's default; the default)
+    .venv/bin/python benchmarks/upload.py --patch-sizes  # no resumable uploads
     .venv/bin/python benchmarks/upload.py --no-splice  # downloads through Python
     .venv/bin/python benchmarks/upload.py --sizes 1024 --no-downloads --profile /tmp/prof
         # and one more upload per size recorded by py-spy (native frames, 200 Hz)
@@ -19,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import signal
@@ -31,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,6 +50,7 @@ import orjson
 from aiobotocore.config import AioConfig
 
 from service.storage.blobstore import _PartBody
+from service.storage.sha256state import ResumableSha256
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -55,6 +65,13 @@ DIRECT_IN_FLIGHT = 2
 DOWNLOAD_RUNS = 3
 # Innermost frames of a profile printed.
 PROFILE_FRAMES = 8
+TUS = {"Tus-Resumable": "1.0.0"}
+# PATCH sizes (MiB) of the resumable runs: 0 is one PATCH for the whole value, what
+# tuspy and tus-js-client send unless told otherwise; 64 MiB a chunked client.
+DEFAULT_PATCH_MIB = [0, 64]
+# Bytes the resumable SHA-256 is timed on in this process, and checkpoints timed.
+HASH_SAMPLE = 256 * MIB
+HASH_CHECKPOINTS = 10_000
 
 
 def free_port() -> int:
@@ -109,16 +126,29 @@ def generated(size: int) -> tuple[list[int], str]:
     return [full, rest], digest.hexdigest()
 
 
-async def value_chunks(size: int) -> AsyncIterator[bytes]:
+async def value_chunks(size: int, start: int = 0) -> AsyncIterator[bytes]:
+    """The bytes of the generated value of `size` bytes from `start` on (byte p is
+    BLOCK[p % MIB]), in chunks of at most CHUNK."""
     view = memoryview(BLOCK)
-    sent = 0
-    while sent < size:
-        for start in range(0, MIB, CHUNK):
-            take = min(CHUNK, size - sent)
-            if take <= 0:
-                return
-            yield bytes(view[start : start + take])
-            sent += take
+    position = start
+    while position < size:
+        within = position % MIB
+        take = min(CHUNK - within % CHUNK, size - position)
+        yield bytes(view[within : within + take])
+        position += take
+
+
+class LastByte:
+    """Wraps a request body; `at` is when its last chunk had been handed on."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self.at = 0.0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            yield chunk
+        self.at = time.perf_counter()
 
 
 async def form_body(size: int) -> AsyncIterator[bytes]:
@@ -144,21 +174,69 @@ def value_url(base: str, size: int) -> str:
     return f"{base}/case-instance/bench-{size}/variables/value/data"
 
 
+@dataclasses.dataclass(frozen=True)
+class Timed:
+    """One upload through the service."""
+
+    seconds: float
+    peak: int  # the service's peak RSS during the upload
+    finish_seconds: float  # from the last body byte handed to the socket to the answer
+
+
 async def service_upload(
     session: aiohttp.ClientSession, base: str, size: int, sampler: RssSampler
-) -> tuple[float, int]:
-    """Seconds to POST the value through casevars, and the service's peak RSS meanwhile."""
+) -> Timed:
+    """POST the value through casevars: seconds, the service's peak RSS meanwhile."""
     async with session.put(f"{base}/case-instance/bench-{size}") as response:
         assert response.status in {200, 201}
     with sampler:
         started = time.perf_counter()
+        body = LastByte(form_body(size))
         async with session.post(
             value_url(base, size),
-            data=form_body(size),
+            data=body.__aiter__(),
             headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
         ) as response:
             assert response.status == 204, await response.text()
-        return time.perf_counter() - started, sampler.peak
+            answered = time.perf_counter()
+        return Timed(answered - started, sampler.peak, answered - body.at)
+
+
+async def resumable_upload(
+    session: aiohttp.ClientSession, base: str, size: int, patch: int, sampler: RssSampler
+) -> Timed:
+    """The value as a tus upload (creation, then PATCHes of `patch` bytes, 0 for one
+    PATCH of everything), timed from the creation to the last PATCH's answer."""
+    async with session.put(f"{base}/case-instance/bench-{size}") as response:
+        assert response.status in {200, 201}
+    filename = base64.b64encode(b"bench.bin").decode()
+    with sampler:
+        started = time.perf_counter()
+        async with session.post(
+            value_url(base, size).removesuffix("/data") + "/uploads",
+            headers={**TUS, "Upload-Length": str(size), "Upload-Metadata": f"filename {filename}"},
+        ) as response:
+            assert response.status == 201, await response.text()
+            location = response.headers["Location"]
+        url = location if location.startswith("http") else base + location
+        offset, step = 0, patch or size
+        answered = finish = 0.0
+        while offset < size:
+            body = LastByte(value_chunks(min(offset + step, size), offset))
+            async with session.patch(
+                url,
+                data=body.__aiter__(),
+                headers={
+                    **TUS,
+                    "Upload-Offset": str(offset),
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            ) as response:
+                assert response.status == 204, await response.text()
+                answered = time.perf_counter()
+                offset = int(response.headers["Upload-Offset"])
+            finish = answered - body.at
+        return Timed(answered - started, sampler.peak, finish)
 
 
 async def service_download(
@@ -319,13 +397,27 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """One upload through the service, with what it cost the service's process."""
+
+    timed: Timed
+    cpu_seconds: float
+    peak_growth: int  # the peak RSS above the RSS just before the upload
+
+
+async def measured(pid: int, upload: Callable[[RssSampler], Awaitable[Timed]]) -> Measured:
+    before_rss = rss_bytes(pid)
+    before_cpu = cpu_seconds(pid)
+    timed = await upload(RssSampler(pid))
+    return Measured(timed, cpu_seconds(pid) - before_cpu, timed.peak - before_rss)
+
+
 @dataclasses.dataclass
 class UploadRun:
-    seconds: float
+    post: Measured
     direct_seconds: float
-    cpu_seconds: float
-    peak: int  # the service's peak RSS during the upload
-    peak_growth: int  # that peak above its RSS just before the upload
+    resumable: dict[int, Measured]  # by PATCH size in bytes (0: one PATCH)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,21 +430,25 @@ class Paths:
     s3: dict[str, Any]
 
 
-async def upload_runs(paths: Paths, size: int, runs: int) -> list[UploadRun]:
-    """`runs` uploads through the service, each followed by one straight to S3, so that
-    both paths see the same state of the (shared, loaded) machine."""
+async def upload_runs(
+    paths: Paths, size: int, runs: int, patch_sizes: list[int]
+) -> list[UploadRun]:
+    """`runs` uploads through the service, each followed by one straight to S3 and by
+    one resumable upload per PATCH size, so that all paths see the same state of the
+    (shared, loaded) machine."""
     session, service, client, s3 = paths.session, paths.service, paths.client, paths.s3
-    pid = service.process.pid
+    pid, base = service.process.pid, service.base
     results = []
     for _ in range(runs):
-        before_rss = rss_bytes(pid)
-        before_cpu = cpu_seconds(pid)
-        seconds, peak = await service_upload(session, service.base, size, RssSampler(pid))
-        cpu = cpu_seconds(pid) - before_cpu
+        post = await measured(pid, lambda sampler: service_upload(session, base, size, sampler))
         key = f"direct/{size}"
         direct = await direct_upload(client, s3["bucket"], key, size)
         await client.delete_object(Bucket=s3["bucket"], Key=key)
-        results.append(UploadRun(seconds, direct, cpu, peak, peak - before_rss))
+        resumable = {}
+        for patch in patch_sizes:
+            upload = functools.partial(resumable_upload, session, base, size, patch)
+            resumable[patch] = await measured(pid, upload)
+        results.append(UploadRun(post, direct, resumable))
     return results
 
 
@@ -430,9 +526,97 @@ async def profiled_upload(
         print(f"{'':>10} {share:6.1%}  {frame}")
 
 
-async def main(
-    sizes_mib: list[int], *, splice: bool, runs: int, downloads: bool, profile: Path | None
-) -> None:
+def hash_costs() -> str:
+    """What the resumable SHA-256 costs here: CPU-s per GiB hashed (done while the
+    bytes arrive, one part at a time), a checkpoint (save, restore), the digest at the
+    end of an upload."""
+    block = BLOCK * (HASH_SAMPLE // MIB)
+    state = ResumableSha256()
+    started = time.process_time()
+    state.update(block)
+    per_gib = (time.process_time() - started) * GIB / HASH_SAMPLE
+    assert state.digest() == hashlib.sha256(block).digest()
+    started = time.perf_counter()
+    for _ in range(HASH_CHECKPOINTS):
+        state = ResumableSha256.restore(state.save(), length=HASH_SAMPLE)
+    checkpoint = (time.perf_counter() - started) / HASH_CHECKPOINTS
+    started = time.perf_counter()
+    for _ in range(HASH_CHECKPOINTS):
+        state.digest()
+    digest = (time.perf_counter() - started) / HASH_CHECKPOINTS
+    return (
+        f"resumable SHA-256 in this process: {per_gib:.2f} CPU-s per GiB hashed (as parts "
+        f"arrive), save+restore {checkpoint * 1e6:.1f} us per checkpoint, digest at the end "
+        f"{digest * 1e6:.1f} us (state {len(state.save())} bytes)"
+    )
+
+
+def upload_lines(size_mib: int, runs: list[UploadRun], patch_sizes: list[int]) -> list[str]:
+    """The printed figures of one size's upload runs."""
+    size = size_mib * MIB
+    gib = size / GIB
+    posts = [run.post for run in runs]
+    up = mb_per_s(size, median([m.timed.seconds for m in posts]))
+    direct = mb_per_s(size, median([run.direct_seconds for run in runs]))
+    lines = [
+        (
+            f"{size_mib:>6}Mi upload, median of {len(runs)} alternating runs: service "
+            f"{up:.1f} MB/s, direct {direct:.1f} MB/s, ratio {up / direct:.2f} (runs: "
+            f"{' '.join(f'{r.direct_seconds / r.post.timed.seconds:.2f}' for r in runs)}); "
+            f"load average {loadavg()}"
+        ),
+        f"{'':>8} service CPU per GiB uploaded: {cost_line(posts, gib)}",
+    ]
+    finishes = [f"POST {median([m.timed.finish_seconds for m in posts]) * 1000:.0f}"]
+    for patch in patch_sizes:
+        tus = [run.resumable[patch] for run in runs]
+        speed = mb_per_s(size, median([m.timed.seconds for m in tus]))
+        ratios = " ".join(
+            f"{r.post.timed.seconds / r.resumable[patch].timed.seconds:.2f}" for r in runs
+        )
+        label = patch_label(patch)
+        lines += [
+            (
+                f"{'':>8} resumable (tus), {label}: {speed:.1f} MB/s, ratio to the POST "
+                f"{speed / up:.2f} (runs: {ratios})"
+            ),
+            f"{'':>10} service CPU per GiB uploaded: {cost_line(tus, gib)}",
+        ]
+        finishes.append(f"tus {label} {median([m.timed.finish_seconds for m in tus]) * 1000:.0f}")
+    lines.append(
+        f"{'':>8} end of upload, last byte sent to answer (median ms): " + ", ".join(finishes)
+    )
+    return lines
+
+
+def patch_label(patch: int) -> str:
+    return "one PATCH" if patch == 0 else f"{patch // MIB} MiB PATCHes"
+
+
+def cost_line(runs: list[Measured], gib: float) -> str:
+    return (
+        f"{median([m.cpu_seconds for m in runs]) / gib:.2f} s (runs: "
+        + " ".join(f"{m.cpu_seconds / gib:.2f}" for m in runs)
+        + "); peak RSS growth during the upload: "
+        + " ".join(f"{m.peak_growth / MIB:.1f}" for m in runs)
+        + " MiB"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What the command line asks for besides the sizes."""
+
+    splice: bool
+    runs: int
+    downloads: bool
+    profile: Path | None
+    patch_sizes: list[int]  # bytes per tus PATCH, 0 for one PATCH
+
+
+async def main(sizes_mib: list[int], options: Options) -> None:
+    splice, runs, downloads = options.splice, options.runs, options.downloads
+    profile, patch_sizes = options.profile, options.patch_sizes
     async with embedded_service(CASEVARS_SPLICE_DOWNLOADS=str(splice).lower()) as started:
         pid, data_dir = started.process.pid, started.data_dir
         await asyncio.sleep(2)
@@ -442,6 +626,8 @@ async def main(
             f"cold start to ready: {started.cold_start_seconds:.1f} s; service idle RSS "
             f"{idle / MIB:.1f} MiB; load average {loadavg()}"
         )
+        if patch_sizes:
+            print(hash_costs())
         timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
@@ -450,23 +636,14 @@ async def main(
             paths = Paths(session, started, client, s3)
             for size_mib in sizes_mib:
                 size = size_mib * MIB
-                gib = size / GIB
-                ups = await upload_runs(paths, size, runs)
-                up = mb_per_s(size, median([run.seconds for run in ups]))
-                direct = mb_per_s(size, median([run.direct_seconds for run in ups]))
+                ups = await upload_runs(paths, size, runs, patch_sizes)
+                for line in upload_lines(size_mib, ups, patch_sizes):
+                    print(line)
+                peaks = [run.post.timed.peak for run in ups] + [
+                    m.timed.peak for run in ups for m in run.resumable.values()
+                ]
                 print(
-                    f"{size_mib:>6}Mi upload, median of {runs} alternating runs: service "
-                    f"{up:.1f} MB/s, direct {direct:.1f} MB/s, ratio {up / direct:.2f} "
-                    f"(runs: {' '.join(f'{r.direct_seconds / r.seconds:.2f}' for r in ups)}); "
-                    f"load average {loadavg()}"
-                )
-                print(
-                    f"{'':>8} service CPU per GiB uploaded: "
-                    f"{median([run.cpu_seconds for run in ups]) / gib:.2f} s (runs: "
-                    + " ".join(f"{run.cpu_seconds / gib:.2f}" for run in ups)
-                    + "); peak RSS growth during the upload: "
-                    + " ".join(f"{run.peak_growth / MIB:.1f}" for run in ups)
-                    + f" MiB, peak above idle {(max(r.peak for r in ups) - idle) / MIB:.1f} MiB"
+                    f"{'':>8} peak RSS above idle, all uploads: {(max(peaks) - idle) / MIB:.1f} MiB"
                 )
                 if downloads:
                     _, expected = generated(size)
@@ -500,6 +677,14 @@ if __name__ == "__main__":
     )
     parser.add_argument("--no-downloads", action="store_true", help="uploads only")
     parser.add_argument(
+        "--patch-sizes",
+        type=int,
+        nargs="*",
+        default=DEFAULT_PATCH_MIB,
+        help="MiB per tus PATCH of the resumable runs, 0 for one PATCH of the whole value "
+        "(the tus clients' default); none: no resumable runs",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -507,12 +692,11 @@ if __name__ == "__main__":
         "(needs py-spy in the venv: .venv/bin/pip install py-spy; root or ptrace rights)",
     )
     arguments = parser.parse_args()
-    asyncio.run(
-        main(
-            arguments.sizes,
-            splice=not arguments.no_splice,
-            runs=arguments.runs,
-            downloads=not arguments.no_downloads,
-            profile=arguments.profile,
-        )
+    options = Options(
+        splice=not arguments.no_splice,
+        runs=arguments.runs,
+        downloads=not arguments.no_downloads,
+        profile=arguments.profile,
+        patch_sizes=[mib * MIB for mib in arguments.patch_sizes],
     )
+    asyncio.run(main(arguments.sizes, options))
