@@ -27,6 +27,7 @@ import botocore.handlers
 from aiobotocore.client import AioBaseClient
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_exceptions import (
     BadHttpMethod,
     BadStatusLine,
@@ -114,6 +115,47 @@ class RawPart:
             # Deprecated, and what BodyPartReader itself does with what it read too far.
             warnings.simplefilter("ignore", DeprecationWarning)
             self._stream.unread_data(rest)
+
+
+class _NothingToPause(BaseProtocol):
+    """The protocol of a stream fed only when it is read: it never has to stop the
+    feeding, nor start it again."""
+
+    __slots__ = ()
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self, resume_parser: bool = True) -> None:  # noqa: FBT002 - aiohttp's
+        pass
+
+
+class PulledBody(StreamReader):
+    """A request body read through a stream of its own, which takes each chunk from the
+    request's stream only when one of its reads waits for more, and shows it to seen()
+    first (a hash of the whole body, say). Nothing is read ahead: it holds at most the
+    last chunk taken, and the request's stream keeps its own flow control. Whatever
+    the request's stream raises (the client gone, a malformed chunk) its reads raise."""
+
+    # Private: StreamReader's constructor (aiohttp's reference says streams are never
+    # made by users), and _wait(), which every one of its reads awaits when its buffer
+    # is empty and the end has not come (what RawPart.arrival() awaits too); and that
+    # a stream calls only pause_reading() and resume_reading() of its BaseProtocol.
+    __slots__ = ("_seen", "_source")
+
+    def __init__(self, source: StreamReader, seen: Callable[[bytes], None]) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(_NothingToPause(loop), 2**16, loop=loop)
+        self._source = source
+        self._seen = seen
+
+    async def _wait(self, func_name: str) -> None:  # noqa: ARG002 - StreamReader's
+        chunk = await self._source.readany()
+        if chunk:
+            self._seen(chunk)
+            self.feed_data(chunk)
+        else:
+            self.feed_eof()
 
 
 # What MultipartReader.next() raises for part headers beyond max_field_size or

@@ -165,6 +165,7 @@ async def test_refused_uploads_by_reason(make_client):
     assert {reason: total(samples, refused, reason=reason) for reason in UPLOAD_REFUSALS} == {
         "too_large": 1,
         "bad_form": 2,
+        "digest_mismatch": 0,
         "not_found": 1,
         "disconnect": 1,
         "unavailable": 0,
@@ -239,11 +240,13 @@ async def test_each_app_counts_on_its_own_registry(make_client):
 
 def test_refusal_reasons_of_exceptions():
     from service import errors
+    from service.http.digests import DigestMismatch
     from service.http.metrics import refusal_reason
 
     assert refusal_reason(errors.TooLarge("x")) == "too_large"
     assert refusal_reason(errors.InvalidInput("x")) == "bad_form"
     assert refusal_reason(errors.UnsupportedMediaType("x")) == "bad_form"
+    assert refusal_reason(DigestMismatch("Repr-Digest")) == "digest_mismatch"
     assert refusal_reason(errors.NotFound("x")) == "not_found"
     assert refusal_reason(errors.UploadAborted("x")) == "disconnect"
     assert refusal_reason(ConnectionResetError()) == "disconnect"

@@ -219,6 +219,74 @@ async def test_a_raw_part_hands_on_the_received_chunks_and_ends_at_its_boundary(
     assert seen["result"] == [("data", INNER), ("valueType", None, b"File")]
 
 
+async def test_a_pulled_body_is_read_like_the_request_and_sees_every_byte():
+    """PulledBody (what service/http/upload_digests.py hashes a body through) on a real
+    chunked request: the form reads from it as from the request's own stream, RawPart
+    included, and seen() gets every byte of the body, the epilogue too."""
+    epilogue = b"after the form\r\n"
+
+    async def read(request: web.Request) -> Any:
+        seen: list[bytes] = []
+        pulled = private_api.PulledBody(request.content, seen.append)
+        reader = private_api.FlatMultipartReader(
+            request.headers, pulled, max_field_size=8190, max_headers=32
+        )
+        part = await reader.next()
+        assert isinstance(part, BodyPartReader)
+        raw = private_api.RawPart.of(part)
+        assert raw is not None
+        received, end = b"\r\n", -1
+        while end < 0:
+            chunk = raw.chunk()
+            assert chunk != b"", "no boundary"
+            if chunk is None:
+                await asyncio.wait_for(raw.arrival(), 5)
+                continue
+            received += chunk
+            end = received.find(b"\r\n" + raw.boundary)
+        raw.finish(received[end + 2 :])
+        rest = await _parts(reader)
+        while await asyncio.wait_for(pulled.readany(), 5):
+            pass
+        return received[2:end], rest, b"".join(seen)
+
+    async def trickled() -> AsyncIterator[bytes]:
+        whole = NESTED_FORM + epilogue
+        for start in range(0, len(whole), 7):  # many small chunks, the boundary split
+            yield whole[start : start + 7]
+            await asyncio.sleep(0)
+
+    _, seen = await _post_form(trickled(), read)  # type: ignore[arg-type]
+    data, rest, body = seen["result"]
+    assert data == INNER
+    assert rest == [("valueType", None, b"File")]
+    assert body == NESTED_FORM + epilogue
+
+
+async def test_a_pulled_body_raises_what_the_request_stream_raises():
+    """A client gone mid-body: the pulled stream's read raises as the request's would."""
+    result: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def handler(request: web.Request) -> web.Response:
+        pulled = private_api.PulledBody(request.content, lambda _: None)
+        try:
+            while await asyncio.wait_for(pulled.readany(), 5):
+                pass
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            result.set_result(error)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    async with _serve(app) as port, _connection(port) as (_, writer):
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.transport.abort()
+        error = await asyncio.wait_for(result, 5)
+    assert isinstance(error, (ConnectionResetError, aiohttp.ClientPayloadError, OSError))
+
+
 async def test_aiohttp_itself_would_descend_into_the_nested_part():
     """Why FlatMultipartReader exists: if this fails, aiohttp reads nested parts flat by
     itself and the override may go."""

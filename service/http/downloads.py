@@ -1,6 +1,6 @@
 """GET and HEAD /case-instance/{id}/variables/{name}/data: a binary value's content,
-streamed from S3, with an ETag (the content's SHA-256), If-None-Match, and single byte
-ranges with If-Range, beyond what Camunda offers."""
+streamed from S3, with an ETag and a Repr-Digest (both the content's SHA-256),
+If-None-Match, and single byte ranges with If-Range, beyond what Camunda offers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from service.camunda import mime
 from service.camunda.values import MAX_FILE_INFO_LENGTH, file_info_problem
 from service.errors import InvalidInput, RangeNotSatisfiable
 from service.http import keys, paths
+from service.http.digests import REPR_DIGEST, repr_digest, wants_repr_digest
 from service.http.logs import RELAYED_BYTES_KEY
 from service.http.metrics import METRICS
 from service.http.variables import stored_variable
@@ -46,7 +47,7 @@ async def send_binary(
     other types with Camunda's message, which names id_in_message)."""
     if variable.type not in BINARY_TYPES:
         raise InvalidInput(f"Value of variable with id {id_in_message} is not a binary value.")
-    response = BlobResponse(variable)
+    response = BlobResponse(variable, with_digest=wants_repr_digest(request.headers))
     # Prepared here, not by aiohttp after the handler: a refused range or an S3 outage
     # is raised before anything is sent, and the error middleware answers it.
     await response.prepare(request)
@@ -60,8 +61,8 @@ class BlobResponse(web.StreamResponse):
     Python. prepare() raises RangeNotSatisfiable or Unavailable before anything is sent;
     after the status line, a failure can only cut the connection."""
 
-    def __init__(self, variable: StoredVariable) -> None:
-        super().__init__(status=200, headers=binary_headers(variable))
+    def __init__(self, variable: StoredVariable, *, with_digest: bool = True) -> None:
+        super().__init__(status=200, headers=binary_headers(variable, with_digest=with_digest))
         self._variable = variable
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
@@ -76,8 +77,10 @@ class BlobResponse(web.StreamResponse):
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
             self.set_status(304)
+            # Repr-Digest stays with the ETag: the same SHA-256, which a cache may store
+            # with the response it revalidates.
             for header in list(self.headers):
-                if header != "ETag":
+                if header not in {"ETag", REPR_DIGEST}:
                     del self.headers[header]
             return await super().prepare(request)
         first, last = 0, blob.size - 1
@@ -152,14 +155,17 @@ class BlobResponse(web.StreamResponse):
         return True
 
 
-def binary_headers(variable: StoredVariable) -> dict[str, str]:
-    """Camunda's headers for the value. A stored mimeType, encoding or filename goes out
-    as it is only when the rules a write checks today (values.file_info_problem) allow
-    it; rows written before those checks may hold anything, and a header aiohttp
-    refuses would cut the response (or answer 500)."""
+def binary_headers(variable: StoredVariable, *, with_digest: bool = True) -> dict[str, str]:
+    """Camunda's headers for the value, and the ETag and (unless with_digest is False)
+    the Repr-Digest of its whole content, on a range too. A stored mimeType, encoding
+    or filename goes out as it is only when the rules a write checks today
+    (values.file_info_problem) allow it; rows written before those checks may hold
+    anything, and a header aiohttp refuses would cut the response (or answer 500)."""
     headers = {"Accept-Ranges": "bytes"}
     if variable.blob is not None:
         headers["ETag"] = f'"{variable.blob.sha256.hex()}"'
+        if with_digest:
+            headers[REPR_DIGEST] = repr_digest(variable.blob.sha256)
     if variable.type == "Bytes":
         headers["Content-Type"] = "application/octet-stream"
         return headers

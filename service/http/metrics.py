@@ -27,6 +27,7 @@ from prometheus_client import (
 
 from service import errors
 from service.http import paths
+from service.http.digests import DigestMismatch
 from service.storage.collector import CollectResult
 
 # No *_created series beside each counter: they double the output and say little about
@@ -48,6 +49,7 @@ POSTGRES_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 UPLOAD_REFUSALS = (
     "too_large",  # past CASEVARS_MAX_UPLOAD_BYTES or a form limit (413)
     "bad_form",  # not multipart, or a form Camunda refuses (400, 415)
+    "digest_mismatch",  # the body or value is not what its Content-/Repr-Digest says (400)
     "not_found",  # unknown case instance (404)
     "disconnect",  # the client went away or stalled mid-upload
     "unavailable",  # S3 or Postgres failed (503); the operation error counters say which
@@ -231,6 +233,7 @@ def refusal_reason(error: BaseException) -> str:
     """The UPLOAD_REFUSALS label of an exception that ended an upload."""
     reasons: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
         (errors.TooLarge, "too_large"),
+        (DigestMismatch, "digest_mismatch"),
         ((errors.InvalidInput, errors.UnsupportedMediaType), "bad_form"),
         (errors.NotFound, "not_found"),
         ((errors.UploadAborted, ConnectionError), "disconnect"),

@@ -16,6 +16,7 @@ from aiohttp import (
     BadContentDispositionParam,
     BodyPartReader,
     MultipartReader,
+    StreamReader,
     web,
 )
 
@@ -23,6 +24,7 @@ from service.errors import REST, InvalidInput, TooLarge, UploadAborted
 from service.http import request_memory
 from service.http.data_part import data_chunks
 from service.http.pace import Pace, pace_of
+from service.http.upload_digests import ValueDigest, value_digests
 from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader, RawPart
 
 # Form parts other than `data` are names and type names: small.
@@ -51,11 +53,13 @@ class TextPart:
 
 @dataclasses.dataclass
 class DataPart:
-    """The `data` part: its headers, and either what the sink made of its bytes or,
-    when the form was known to hold a serialized object before `data` came, the bytes."""
+    """The `data` part: its headers (with the digests they give its content), and
+    either what the sink made of its bytes or, when the form was known to hold a
+    serialized object before `data` came, the bytes."""
 
     content_type: str | None
     filename: str | None
+    digests: tuple[ValueDigest, ...] = ()
     stored: Any = None
     in_memory: bytes | None = None
 
@@ -104,14 +108,14 @@ def _ignore_disposition_warnings() -> None:
             warnings.filterwarnings("ignore", category=category)
 
 
-def _reader(request: web.Request) -> MultipartReader:
+def _reader(request: web.Request, body: StreamReader) -> MultipartReader:
     _ignore_disposition_warnings()
     # Flat: a `data` part whose own Content-Type is multipart/* (a MIME file, say) is
     # content like any other, not a nested form.
     try:
         return FlatMultipartReader(
             request.headers,
-            request.content,
+            body,
             max_field_size=MAX_PART_HEADER_BYTES,
             max_headers=MAX_PART_HEADERS,
         )
@@ -175,8 +179,10 @@ async def read_form(
     *,
     data_sink: DataSink,
     max_in_memory: int,
+    body: StreamReader | None = None,
 ) -> None:
-    """Read the whole form into `form`. `data` goes to data_sink, unless a `type` part
+    """Read the whole form into `form`, from body (the request's own stream unless
+    given). `data` goes to data_sink, unless a `type` part
     came first: then the form holds a serialized object and `data` is read into
     memory (taken from the budget for the rest of the request), up to max_in_memory
     bytes (TooLarge beyond). Every read keeps the request's pace (pace.py).
@@ -186,7 +192,8 @@ async def read_form(
     of the parts read so far, so the caller can discard it.
     """
     reading = _Reading(pace_of(request), functools.partial(request_memory.cover, request))
-    await _read_parts(_reader(request), form, data_sink, max_in_memory, reading)
+    reader = _reader(request, request.content if body is None else body)
+    await _read_parts(reader, form, data_sink, max_in_memory, reading)
 
 
 async def _read_parts(
@@ -238,7 +245,9 @@ async def _read_part(
     name = part.name
     pace = reading.pace
     if name == "data":
-        data = DataPart(part.headers.get("Content-Type"), part.filename)
+        # A malformed digest field is refused before the part's bytes are read.
+        digests = value_digests(part.headers, part=True)
+        data = DataPart(part.headers.get("Content-Type"), part.filename, digests)
         if form.type is not None:
             refusal = f"A serialized object is larger than the limit of {max_in_memory} bytes"
             data.in_memory = await _read_capped(part, max_in_memory, refusal, pace, reading.cover)

@@ -6,6 +6,7 @@ storage/lifecycle.py, storage/blobstore.py, storage/repository.py."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from service.http import keys, paths, request_memory
 from service.http.body import NOT_SUPPORTED
 from service.http.metrics import METRICS, counted, counts_uploads
 from service.http.multipart import DataPart, Form, is_multipart_form, read_form
+from service.http.upload_digests import HashedBody, ValueDigest, value_digests
 from service.http.variables import ILLEGAL_ARGUMENT, NOT_FOUND_EXCEPTION, new_blobs
 from service.storage.blobstore import Blob, ValueTooLarge
 from service.storage.lifecycle import NewBlobs
@@ -72,6 +74,9 @@ async def post_variable_data(request: web.Request) -> web.Response:
             "HTTP 415 Unsupported Media Type: expected multipart/form-data",
             type_name=NOT_SUPPORTED,
         )
+    # Malformed digest fields are refused before any byte is read.
+    value_digests_sent = value_digests(request.headers, part=False)
+    hashed_body = HashedBody.of(request)
     app = request.app
     settings, repository = app[keys.SETTINGS], app[keys.REPOSITORY]
     auto_create = settings.auto_create_case_instances
@@ -86,7 +91,11 @@ async def post_variable_data(request: web.Request) -> web.Response:
             form,
             data_sink=_DataSink(request, blobs, store=may_store),
             max_in_memory=settings.max_json_bytes,
+            body=None if hashed_body is None else hashed_body.stream,
         )
+        if may_store:
+            # Before the form is read for its meaning: corrupted bytes are named as such.
+            await _check_digests(form, hashed_body, value_digests_sent)
         object_mode = form.type is not None
         if object_mode:
             new = await _object_value(request, form)
@@ -107,6 +116,28 @@ async def post_variable_data(request: web.Request) -> web.Response:
                 # Deleted (and maybe created again) while the value was streaming.
                 raise _upload_to_missing_case(case_id, name, object_mode=object_mode) from None
     return web.Response(status=204)
+
+
+async def _check_digests(
+    form: Form, hashed_body: HashedBody | None, sent: tuple[ValueDigest, ...]
+) -> None:
+    """DigestMismatch unless the body and the value have the digests their fields give
+    (the value: the `data` part's bytes, hashed on the way to S3 or held in memory)."""
+    if hashed_body is not None:
+        await hashed_body.check()
+    data = form.data
+    if data is None:
+        return  # refused as a form without `data` next
+    wanted = sent + data.digests
+    if not wanted:
+        return
+    if data.in_memory is not None:
+        actual = hashlib.sha256(data.in_memory).digest()
+    else:
+        stored: Blob = data.stored
+        actual = stored.sha256
+    for digest in wanted:
+        digest.check(actual)
 
 
 def _upload_to_missing_case(case_id: str, name: str, *, object_mode: bool) -> NotFound:
