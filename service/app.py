@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.config import Endpoints, Settings
-from service.http import engines, keys, request_memory, routes
+from service.http import engines, keys, request_memory, routes, tus
 from service.http.auth import Authenticator
 from service.http.errors import error_middleware
 from service.http.logs import REQUEST_ID_KEY
@@ -18,6 +18,8 @@ from service.http.shutdown import InFlight
 from service.storage import blobstore, collector, db
 from service.storage.budget import MemoryBudget
 from service.storage.repository import Repository
+from service.storage.resumable import ResumableUploads
+from service.storage.upload_rows import UploadRows
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -43,6 +45,16 @@ async def _s3(app: web.Application) -> AsyncIterator[None]:
         budget=app[keys.BUDGET],
     ) as store:
         app[keys.BLOBS] = store
+        settings = app[keys.SETTINGS]
+        app[keys.UPLOADS] = ResumableUploads(
+            UploadRows(app[keys.POOL], observe=app[METRICS].postgres_call),
+            store,
+            app[keys.REPOSITORY],
+            prefix=app[keys.ENDPOINTS].s3_prefix,
+            expiry_seconds=settings.upload_expiry_seconds,
+            max_open=settings.max_open_uploads,
+            max_bytes=settings.max_upload_bytes,
+        )
         yield
 
 
@@ -103,6 +115,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
         middlewares.append(authenticator.middleware)
     app = web.Application(middlewares=middlewares, handler_args={})
     app.on_response_prepare.append(_echo_request_id)
+    app.on_response_prepare.append(tus.tus_headers)
     app[METRICS] = metrics
     app[keys.IN_FLIGHT] = in_flight
     app[keys.SETTINGS] = settings

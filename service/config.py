@@ -109,6 +109,12 @@ class Settings:
     db_transaction_pooling: bool = False
     # A larger upload is refused with 413 as soon as the limit is crossed.
     max_upload_bytes: int = S3_MAX_OBJECT_SIZE
+    # A resumable upload (tus) that no request touches for this long expires: the
+    # collector removes it and what it stored. Each PATCH starts the time again.
+    upload_expiry_seconds: float = float(DAY_SECONDS)
+    # Resumable uploads open at once (not yet committed, not expired), over all case
+    # instances; creating one more answers 503.
+    max_open_uploads: int = 1000
     # JSON bodies and serialized objects are parsed in memory: this bounds them.
     max_json_bytes: int = 16 * MIB
     # Bytes values up to this size are inlined (base64) in JSON views.
@@ -323,6 +329,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_DB_POOL_MAX_SIZE": ("db_pool_max_size", _positive_int),
     "CASEVARS_DB_TRANSACTION_POOLING": ("db_transaction_pooling", parse_bool),
     "CASEVARS_MAX_UPLOAD_BYTES": ("max_upload_bytes", _size),
+    "CASEVARS_UPLOAD_EXPIRY_SECONDS": ("upload_expiry_seconds", _positive_seconds),
+    "CASEVARS_MAX_OPEN_UPLOADS": ("max_open_uploads", _positive_int),
     "CASEVARS_MAX_JSON_BYTES": ("max_json_bytes", _size),
     "CASEVARS_INLINE_BYTES_LIMIT": ("inline_bytes_limit", parse_size),
     "CASEVARS_MEMORY_BUDGET_BYTES": ("memory_budget_bytes", _size),

@@ -71,6 +71,23 @@ class RangeNotSatisfiable(CamundaError):
         self.size = size
 
 
+class Gone(CamundaError):
+    """The resource existed and is no more: an upload past its expiry (410)."""
+
+
+class PreconditionFailed(CamundaError):
+    """A precondition of the request does not hold: a tus request of another protocol
+    version (412)."""
+
+
+class Locked(CamundaError):
+    """Another request holds the resource: an upload a PATCH is writing to (423)."""
+
+
+class ChecksumMismatch(CamundaError):
+    """A tus PATCH body does not match its Upload-Checksum; nothing of it was kept (460)."""
+
+
 class Unavailable(CamundaError):
     """Postgres or S3 does not answer, or the service is shutting down (503)."""
 

@@ -31,7 +31,11 @@ STATUS: dict[type[errors.CamundaError], int] = {
     errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
+    errors.Gone: 410,
+    errors.PreconditionFailed: 412,
     errors.RangeNotSatisfiable: 416,
+    errors.Locked: 423,
+    errors.ChecksumMismatch: 460,  # tus's checksum extension
     errors.Unavailable: 503,
 }
 

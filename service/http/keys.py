@@ -12,11 +12,14 @@ from service.storage.blobstore import BlobStore
 from service.storage.budget import MemoryBudget
 from service.storage.db import Pool
 from service.storage.repository import Repository
+from service.storage.resumable import ResumableUploads
 
 SETTINGS = web.AppKey("settings", Settings)
 ENDPOINTS = web.AppKey("endpoints", Endpoints)
 REPOSITORY = web.AppKey("repository", Repository)
 BLOBS = web.AppKey("blobs", BlobStore)
+# Resumable (tus) uploads: their rows, parts and commits.
+UPLOADS = web.AppKey("uploads", ResumableUploads)
 # The process's one memory budget (CASEVARS_MEMORY_BUDGET_BYTES): upload part buffers
 # and Bytes inlined in JSON views are taken from it.
 BUDGET = web.AppKey("budget", MemoryBudget)

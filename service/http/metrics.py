@@ -115,6 +115,26 @@ class Metrics:
             "Bytes of binary values streamed from S3 to clients (GET .../data)",
             registry=registry,
         )
+        self.tus_uploads_open = Gauge(
+            "casevars_resumable_uploads_open",
+            "Resumable (tus) uploads neither committed nor expired, in Postgres at the scrape",
+            registry=registry,
+        )
+        self.tus_bytes_resumed = Counter(
+            "casevars_resumable_bytes_resumed",
+            "Bytes received by tus PATCHes that continue an upload (offset above 0)",
+            registry=registry,
+        )
+        self.tus_checksum_mismatches = Counter(
+            "casevars_resumable_checksum_mismatches",
+            "tus requests refused because a body or value did not match its checksum or digest",
+            registry=registry,
+        )
+        self.collector_uploads_expired = Counter(
+            "casevars_collector_resumable_uploads_expired",
+            "Expired resumable uploads removed by the collector, with what they stored",
+            registry=registry,
+        )
         self.auth_failures = Counter(
             "casevars_auth_failures",
             "Requests refused with 401, by reason",
@@ -204,6 +224,7 @@ class Metrics:
         self.collector_pending_deleted.inc(result.pending_deleted)
         self.collector_uploads_aborted.inc(result.uploads_aborted)
         self.collector_history_removed.inc(result.history_removed)
+        self.collector_uploads_expired.inc(result.uploads_expired)
 
     # --- HTTP -------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from service.http import (
     ops,
     paths,
     transitions,
+    tus,
     uploads,
     variable_instances,
     variables,
@@ -36,6 +37,8 @@ from service.private_api import default_expect_handler
 
 CASE = "/case-instance/{id}"
 VARIABLE = CASE + "/variables/{name}"
+UPLOADS = VARIABLE + "/uploads"
+UPLOAD = UPLOADS + "/{uploadId}"
 DEFINITION_KEY = "/case-definition/key/{key}"
 EXECUTION = "/case-execution/{id}"
 HISTORY_CASE = "/history/case-instance"
@@ -133,6 +136,13 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("GET", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("HEAD", VARIABLE + "/data", downloads.get_variable_data, "variable-data-get")
     route("POST", VARIABLE + "/data", uploads.post_variable_data, "variable-data-post")
+    # Resumable uploads (tus 1.0.0) of one variable's value.
+    route("OPTIONS", UPLOADS, tus.options, tus.CREATION_ROUTE)
+    route("POST", UPLOADS, tus.create, tus.CREATION_ROUTE)
+    route("OPTIONS", UPLOAD, tus.options, tus.UPLOAD_ROUTE)
+    route("HEAD", UPLOAD, tus.head, tus.UPLOAD_ROUTE)
+    route("PATCH", UPLOAD, tus.patch, tus.UPLOAD_ROUTE)
+    route("DELETE", UPLOAD, tus.delete, tus.UPLOAD_ROUTE)
 
     # A case instance's root case execution: its id and variables are the instance's.
     ce = case_executions

@@ -11,9 +11,16 @@ import hashlib
 import io
 import mmap
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiobotocore.session
 import botocore.exceptions
@@ -24,6 +31,7 @@ from service.config import Endpoints, Settings, part_size_for, upload_capacity
 from service.errors import BlobMissing, Unavailable
 from service.storage import relay
 from service.storage.budget import MemoryBudget
+from service.storage.sha256state import ResumableSha256
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -306,7 +314,7 @@ class BlobStore:
                     filled += take
                     view = view[take:]
                     if filled == part_size:
-                        await upload.send(buffer, filled, await hasher.add(buffer, filled))
+                        _ = await upload.send(buffer, filled, await hasher.add(buffer, filled))
                         buffer = None
             hashed = None if buffer is None else await hasher.add(buffer, filled)
             await upload.finish(buffer, filled, hashed)
@@ -319,6 +327,31 @@ class BlobStore:
         finally:
             buffers.close()
         return Blob(key, size, sha256)
+
+    @property
+    def part_size(self) -> int:
+        """The first part's size (CASEVARS_S3_PART_SIZE); parts grow by part_size_for."""
+        return self._part_size
+
+    def part_session(
+        self, key: str, *, upload_id: str | None, parts_sent: int, sha256: ResumableSha256
+    ) -> PartSession:
+        """put_stream's machinery for a caller that drives it itself: a resumable upload's
+        request, which continues the multipart upload `upload_id` (None: none yet) after
+        its first parts_sent parts and the hash of their bytes."""
+        buffers = _Buffers(self.budget, self._memory_wait_seconds)
+        uploader = _PartUploader(
+            self._client,
+            self.bucket,
+            key,
+            self._parts_in_flight,
+            self._abort_later,
+            buffers=buffers,
+            stall_seconds=self._stall_seconds,
+            upload_id=upload_id,
+            parts_sent=parts_sent,
+        )
+        return PartSession(buffers, uploader, _PartHasher(sha256))
 
     # --- reading ------------------------------------------------------------
 
@@ -533,28 +566,44 @@ class _Buffers:
             self._budget.release(amount)
 
 
+class _Hash(Protocol):
+    """hashlib.sha256 or a ResumableSha256."""
+
+    def update(self, data: Any, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+# Done when a part is hashed; its result is the hash state saved right after that part
+# when the hash is a ResumableSha256 (a resumable upload checkpoints it), else None.
+Hashed = asyncio.Future[bytes | None]
+
+
 class _PartHasher:
     """The SHA-256 of a value, fed one part buffer at a time: a large part is hashed in
     a worker thread (hashlib lets go of the GIL for large buffers) while the event loop
     goes on receiving the next part and sending this one to S3. One part at a time, in
-    order."""
+    order. A resumable upload passes the hash it continues (a ResumableSha256)."""
 
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._last: asyncio.Future[None] | None = None
+    def __init__(self, digest: _Hash | None = None) -> None:
+        self._digest: _Hash = hashlib.sha256() if digest is None else digest
+        self._last: Hashed | None = None
 
-    async def add(self, buffer: mmap.mmap, length: int) -> asyncio.Future[None]:
+    def _update(self, view: memoryview) -> bytes | None:
+        self._digest.update(view)
+        return self._digest.save() if isinstance(self._digest, ResumableSha256) else None
+
+    async def add(self, buffer: mmap.mmap, length: int) -> Hashed:
         """Hash buffer[:length] after the parts before it; done when it is hashed (the
         buffer may be reused from then on)."""
         await self.settled()  # long done in practice: a part is hashed faster than received
         view = memoryview(buffer)[:length]
         loop = asyncio.get_running_loop()
         if length < THREAD_HASH_BYTES:
-            self._digest.update(view)
             self._last = loop.create_future()
-            self._last.set_result(None)
+            self._last.set_result(self._update(view))
         else:
-            self._last = loop.run_in_executor(None, self._digest.update, view)
+            self._last = loop.run_in_executor(None, self._update, view)
         return self._last
 
     async def settled(self) -> None:
@@ -577,9 +626,10 @@ def _whole_pages(size: int) -> int:
 class _PartUploader:
     """One value's upload: a single PutObject if it ends within the first part, else a
     multipart upload created on the first full part, with at most `in_flight` parts
-    uploading at once; aborted on failure."""
+    uploading at once; aborted on failure. A resumable upload continues the multipart
+    upload `upload_id` after its first `parts_sent` parts."""
 
-    def __init__(  # noqa: PLR0913 - one more knob, keyword-only
+    def __init__(  # noqa: PLR0913 - knobs, keyword-only
         self,
         client: S3Client,
         bucket: str,
@@ -589,6 +639,8 @@ class _PartUploader:
         *,
         buffers: _Buffers,
         stall_seconds: float | None,
+        upload_id: str | None = None,
+        parts_sent: int = 0,
     ) -> None:
         self._client = client
         self._stall_seconds = stall_seconds
@@ -598,12 +650,15 @@ class _PartUploader:
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: list[asyncio.Task[CompletedPartTypeDef]] = []
         self.buffers = buffers
-        self.upload_id: str | None = None
-        self.parts_sent = 0
+        self.upload_id: str | None = upload_id
+        self.parts_sent = parts_sent
 
-    async def send(self, buffer: mmap.mmap, length: int, hashed: asyncio.Future[None]) -> None:
+    async def send(
+        self, buffer: mmap.mmap, length: int, hashed: Hashed
+    ) -> asyncio.Task[CompletedPartTypeDef]:
         """Start uploading the next part from buffer; waits while all slots are busy.
-        The buffer goes back to self.buffers once S3 has it and `hashed` is done."""
+        The buffer goes back to self.buffers once S3 has it and `hashed` is done. The
+        task's result is the part as CompleteMultipartUpload names it."""
         if self.upload_id is None:
             created = await _s3(
                 "CreateMultipartUpload",
@@ -617,6 +672,7 @@ class _PartUploader:
             self._upload_part(self.parts_sent, buffer, length, self.upload_id, hashed)
         )
         self._tasks.append(task)
+        return task
 
     def _raise_failed(self) -> None:
         for task in self._tasks:
@@ -629,7 +685,7 @@ class _PartUploader:
         buffer: mmap.mmap,
         length: int,
         upload_id: str,
-        hashed: asyncio.Future[None],
+        hashed: Hashed,
     ) -> CompletedPartTypeDef:
         try:
             response = await _s3(
@@ -651,9 +707,14 @@ class _PartUploader:
                 self._slots.release()
 
     async def finish(
-        self, buffer: mmap.mmap | None, length: int, hashed: asyncio.Future[None] | None
+        self,
+        buffer: mmap.mmap | None,
+        length: int,
+        hashed: Hashed | None,
+        earlier: Sequence[CompletedPartTypeDef] = (),
     ) -> None:
-        """Send the last (possibly only) part, if any, and complete the upload."""
+        """Send the last (possibly only) part, if any, and complete the upload with the
+        parts `earlier` requests sent (a resumable upload's) and this one's."""
         if self.upload_id is None:
             assert buffer is not None  # no part was sent: the first buffer is still here
             body = _PartBody(memoryview(buffer)[:length], self._stall_seconds)
@@ -664,7 +725,7 @@ class _PartUploader:
             return
         if buffer is not None and length:
             assert hashed is not None
-            await self.send(buffer, length, hashed)
+            _ = await self.send(buffer, length, hashed)
         parts = await asyncio.gather(*self._tasks)
         await _s3(
             "CompleteMultipartUpload",
@@ -672,16 +733,18 @@ class _PartUploader:
                 Bucket=self._bucket,
                 Key=self._key,
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": list(parts)},
+                MultipartUpload={"Parts": [*earlier, *parts]},
             ),
         )
         self.upload_id = None
 
-    async def abort(self) -> None:
+    async def abort(self, *, keep_upload: bool = False) -> None:
+        """Stop the parts in flight and abort the multipart upload, unless keep_upload
+        (a resumable upload goes on with it in a later request)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.upload_id is not None:
+        if self.upload_id is not None and not keep_upload:
             upload_id, self.upload_id = self.upload_id, None
             try:
                 await self._client.abort_multipart_upload(
@@ -690,6 +753,19 @@ class _PartUploader:
             except Exception:  # noqa: BLE001 - S3 may be down: retry later
                 # Retried in the background; the collector aborts what that misses.
                 self._abort_later(self._key, upload_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class PartSession:
+    """One request's share of a value's upload: part buffers from the memory budget,
+    parts in flight to S3 and hashing in a worker thread, as put_stream uses them. On
+    the way out: uploader.finish() or uploader.abort(), then `await
+    hasher.settled()` and buffers.close(), in that order (no buffer goes back to the
+    budget while S3 or a thread still reads it)."""
+
+    buffers: _Buffers
+    uploader: _PartUploader
+    hasher: _PartHasher
 
 
 def client_config(settings: Settings) -> AioConfig:

@@ -7,6 +7,7 @@ running it at once. check.py holds the consistency check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -34,6 +35,7 @@ class CollectResult:
     pending_deleted: int = 0
     uploads_aborted: int = 0
     history_removed: int = 0  # closed case instances past the history time to live
+    uploads_expired: int = 0  # resumable uploads past their expiry, not committed
 
     @property
     def total(self) -> int:
@@ -42,6 +44,7 @@ class CollectResult:
             + self.pending_deleted
             + self.uploads_aborted
             + self.history_removed
+            + self.uploads_expired
         )
 
 
@@ -49,7 +52,12 @@ class CollectResult:
 # wrongly marked is kept rather than lost. A variable references its blob through a
 # foreign key, so a transaction pointing a variable at a blob holds a KEY SHARE lock
 # on the blob row, which FOR UPDATE SKIP LOCKED steps around. $1 is the page size.
-_NOT_REFERENCED = "NOT EXISTS (SELECT 1 FROM variable v WHERE v.blob_key = b.key)"
+# A resumable upload's pending blob lives as long as the upload (migrations/0013), however
+# old: its row names it, and is skipped the same way.
+_NOT_REFERENCED = """
+    NOT EXISTS (SELECT 1 FROM variable v WHERE v.blob_key = b.key)
+    AND NOT EXISTS (SELECT 1 FROM upload u WHERE u.blob_key = b.key)
+"""
 
 _DUE_GARBAGE = f"""
     SELECT key FROM blob b
@@ -87,6 +95,23 @@ _EXPIRED_HISTORY = """
 """
 
 
+# Resumable uploads past their expiry at $2 (None: now) that no request holds, a page at
+# a time. Their delete trigger (migrations/0013) makes their pending blobs garbage in the
+# same statement; their multipart uploads are aborted after it (or, if S3 fails then, by
+# the stale sweep below, once no row names them).
+_EXPIRED_UPLOADS = """
+    DELETE FROM upload WHERE id IN (
+        SELECT id FROM upload
+        WHERE expires_at <= coalesce($2::timestamptz, now())
+          AND (lease_until IS NULL OR lease_until < now())
+        LIMIT $1 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING blob_key, s3_upload_id
+"""
+# The multipart uploads live resumable uploads go on with: the stale sweep spares them.
+_LIVE_MULTIPART = "SELECT s3_upload_id FROM upload WHERE s3_upload_id IS NOT NULL"
+
+
 async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with defaults
     database: Database,
     store: BlobStore,
@@ -110,10 +135,11 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
     """
     async with Connections(database) as connections:
         history = 0
+        # A pool's connections carry the grace the triggers give (db.py); a connection
+        # of its own from a DSN is told the configured one.
+        trigger_grace = configured_grace_seconds if isinstance(database, str) else None
+        expired = await _remove_expired_uploads(connections, store, page_rows, now, trigger_grace)
         if history_ttl_seconds is not None:
-            # A pool's connections carry the grace the trigger gives (db.py); a
-            # connection of its own from a DSN is told the configured one.
-            trigger_grace = configured_grace_seconds if isinstance(database, str) else None
             history = await _remove_expired_history(
                 connections, page_rows, now, history_ttl_seconds, trigger_grace
             )
@@ -135,8 +161,37 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
             )
         stale = now - timedelta(seconds=pending_timeout_seconds)
         pending = await _collect_pages(connections, store, page_rows, _STALE_PENDING, stale)
-    aborted = await _abort_stale_uploads(store, prefix, stale)
-    return CollectResult(garbage, pending, aborted, history)
+        async with connections.one() as connection:
+            live = {row["s3_upload_id"] for row in await connection.fetch(_LIVE_MULTIPART)}
+    aborted = await _abort_stale_uploads(store, prefix, stale, live)
+    return CollectResult(garbage, pending, aborted, history, expired)
+
+
+async def _remove_expired_uploads(
+    connections: Connections,
+    store: BlobStore,
+    page_rows: int,
+    now: datetime | None,
+    trigger_grace_seconds: float | None,
+) -> int:
+    """Delete expired resumable uploads in pages and abort their multipart uploads;
+    returns how many had not been committed."""
+    expired = 0
+    while True:
+        async with connections.one() as connection, connection.transaction():
+            if trigger_grace_seconds is not None:
+                await connection.execute(
+                    "SELECT set_config('casevars.gc_grace_seconds', $1, true)",
+                    str(trigger_grace_seconds),
+                )
+            rows = await connection.fetch(_EXPIRED_UPLOADS, page_rows, now)
+        expired += sum(row["blob_key"] is not None for row in rows)
+        for row in rows:
+            if row["s3_upload_id"] is not None and row["blob_key"] is not None:
+                with contextlib.suppress(Unavailable):  # the stale sweep retries it
+                    await store.abort_upload(row["blob_key"], row["s3_upload_id"])
+        if len(rows) < page_rows:
+            return expired
 
 
 async def _remove_expired_history(
@@ -186,12 +241,15 @@ async def _collect_pages(
             return deleted
 
 
-async def _abort_stale_uploads(store: BlobStore, prefix: str, initiated_before: datetime) -> int:
-    """Abort multipart uploads under prefix started no later than initiated_before.
-    Two replicas may abort the same one; the loser's abort finds nothing, harmlessly."""
+async def _abort_stale_uploads(
+    store: BlobStore, prefix: str, initiated_before: datetime, live: set[str]
+) -> int:
+    """Abort multipart uploads under prefix started no later than initiated_before,
+    but those of live resumable uploads. Two replicas may abort the same one; the
+    loser's abort finds nothing, harmlessly."""
     aborted = 0
     async for upload in store.iter_uploads(prefix):
-        if upload.initiated <= initiated_before:
+        if upload.initiated <= initiated_before and upload.upload_id not in live:
             await store.abort_upload(upload.key, upload.upload_id)
             aborted += 1
     return aborted

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import enum
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Connection = PoolConnectionProxy[asyncpg.Record]
+
+
+# A step a caller adds to a write's transaction (write_variables's `then`).
+TransactionStep = Callable[["Connection"], Awaitable[None]]
 
 
 class NoSuchCaseInstance(Exception):
@@ -445,7 +449,7 @@ class Repository:
                 )
             )
 
-    async def write_variables(
+    async def write_variables(  # noqa: PLR0913 - the write and keyword-only options
         self,
         case_id: str,
         values: Mapping[str, NewValue],
@@ -453,9 +457,12 @@ class Repository:
         *,
         create_case_instance: bool = False,
         incarnation: int | None = None,
+        then: TransactionStep | None = None,
     ) -> None:
         """Set and delete variables in one transaction. Blobs the variables pointed at
-        before become garbage (trigger of migrations/0003).
+        before become garbage (trigger of migrations/0003). then: a last step of the
+        same transaction (a resumable upload marks itself committed); what it raises
+        rolls the whole write back.
 
         NoSuchCaseInstance when the case instance does not exist and may not be
         created, is closed, or is not the given incarnation (deleted and created again
@@ -463,7 +470,9 @@ class Repository:
         """
         try:
             async with self._connection("write_variables") as connection:
-                single = len(values) == 1 and not deletions and incarnation is None
+                single = (
+                    len(values) == 1 and not deletions and incarnation is None and then is None
+                )
                 if single and not create_case_instance:
                     # The common case, a single write, is a single statement.
                     ((name, new),) = values.items()
@@ -478,6 +487,8 @@ class Repository:
                             case_id,
                         )
                     await self._write(connection, case_id, values, deletions, incarnation)
+                    if then is not None:
+                        await then(connection)
         except asyncpg.ForeignKeyViolationError:
             raise NoSuchCaseInstance(case_id) from None
 
