@@ -1,6 +1,8 @@
 """The variable conditions of case-instance and variable-instance queries are served by
 the indexes of migrations/0011: EXPLAIN on a filled table finds them, and no query
-reads the whole variable table. (tests/test_queries.py, test_variable_instances.py
+reads the whole variable table; with the statistics of migrations/0014, the few case
+instances found are looked up by id, names compared exactly or not; a deep page reads
+the index of migrations/0015 alone. (tests/test_queries.py, test_variable_instances.py
 and test_history_cases.py show that the answers are what they were.)"""
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ INDEXES = {
     "variable_number_idx",
     "variable_boolean_idx",
 }
+# Either serves a case instance looked up by id.
+CASE_ID_INDEXES = {"case_instance_pkey", "case_instance_open_id_idx"}
 
 
 @pytest.fixture
@@ -74,6 +78,10 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 async def _plan(connection: asyncpg.Connection, sql: str, arguments: list[Any]) -> list[Any]:
     explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *arguments)
     return _nodes(json.loads(explained)[0]["Plan"])
+
+
+def _scans(nodes: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(n["Node Type"], n.get("Relation Name")) for n in nodes]
 
 
 def _assert_indexed(nodes: list[dict[str, Any]], index: str) -> None:
@@ -128,10 +136,9 @@ async def test_case_instance_queries_start_from_the_variable_index(
     for sql, arguments in (case_query_sql(query, first=0, limit=100), case_count_sql(query)):
         nodes = await _plan(filled, sql, arguments)
         _assert_indexed(nodes, index)
-        if not names_fold:
-            # The case instances are then looked up by id. (Names ignoring case, the
-            # planner may hash the 20,000 case instances instead: as cheap at this size.)
-            assert "case_instance_pkey" in {node.get("Index Name") for node in nodes}
+        # The case instances are then looked up by id, not all read into a hash.
+        assert CASE_ID_INDEXES & {node.get("Index Name") for node in nodes}, nodes
+        assert ("Seq Scan", "case_instance") not in _scans(nodes)
 
 
 async def test_two_conditions_read_both_indexes(filled: asyncpg.Connection) -> None:
@@ -175,3 +182,28 @@ async def test_the_indexes_exist_and_are_valid(filled: asyncpg.Connection) -> No
     )
     valid = {row["relname"] for row in rows if row["indisvalid"]}
     assert valid >= INDEXES
+    open_index = await filled.fetchval(
+        """
+        SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relname = 'case_instance_open_id_idx'
+        """
+    )
+    assert open_index is True
+
+
+async def test_a_deep_page_skips_index_entries_only(filled: asyncpg.Connection) -> None:
+    await filled.execute("VACUUM case_instance")  # all visible: no heap fetch needed
+    nodes = await _plan(filled, *case_query_sql(CaseQuery(), first=CASES - 100, limit=10))
+    only = [n for n in nodes if n["Node Type"] == "Index Only Scan"]
+    assert [n.get("Index Name") for n in only] == ["case_instance_open_id_idx"], nodes
+    assert ("Seq Scan", "case_instance") not in _scans(nodes)
+
+
+async def test_the_value_statistics_exist(filled: asyncpg.Connection) -> None:
+    names = await filled.fetch(
+        "SELECT statistics_name FROM pg_stats_ext_exprs WHERE tablename = 'variable'"
+    )
+    assert {row["statistics_name"] for row in names} >= {
+        "variable_boolean_stats",
+        "variable_number_stats",
+    }
