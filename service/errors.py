@@ -5,6 +5,8 @@ from __future__ import annotations
 
 INVALID_REQUEST = "InvalidRequestException"
 REST = "RestException"
+# What Camunda's engine raises for a value a caller may not give (400).
+BAD_USER_REQUEST = "BadUserRequestException"
 
 
 class CamundaError(Exception):

@@ -4,9 +4,13 @@ definition id of Camunda's shape that the instances report."""
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree as ET
 
 import pytest
 
+from service.camunda.cmmn import CAMUNDA_NAMESPACE as CAMUNDA
+from service.camunda.cmmn import CMMN_NAMESPACE as CMMN
+from service.camunda.cmmn import case_definition_xml
 from service.camunda.definitions import case_definition_id
 from tests.conftest import new_id
 from tests.test_cases import raw_url
@@ -265,5 +269,148 @@ async def test_bad_definition_queries_are_400(client, params, message):
     assert await response.json() == {
         "type": "InvalidRequestException",
         "message": message,
+        "code": None,
+    }
+
+
+async def test_the_cmmn_document_of_a_definition_by_id_and_by_key(client):
+    key = new_id("xml")
+    plain = (await _create(client, f"/case-definition/key/{key}/create"))["caseDefinitionId"]
+    acme = (await _create(client, f"/case-definition/key/{key}/tenant-id/acme/create"))[
+        "caseDefinitionId"
+    ]
+    for path, definition_id in [
+        (f"/case-definition/{plain}/xml", plain),
+        (f"/case-definition/key/{key}/xml", plain),
+        (f"/case-definition/{acme}/xml", acme),
+        (f"/case-definition/key/{key}/tenant-id/acme/xml", acme),
+    ]:
+        response = await client.get(path)
+        assert response.status == 200, path
+        found = await response.json()
+        assert set(found) == {"id", "cmmnXml"}
+        assert found["id"] == definition_id
+        root = ET.fromstring(found["cmmnXml"].encode())
+        assert root.tag == f"{{{CMMN}}}definitions"
+        (case,) = root.findall(f"{{{CMMN}}}case")
+        assert case.get("id") == key  # Camunda's definition key is the case's id
+        (plan,) = case.findall(f"{{{CMMN}}}casePlanModel")
+        assert list(plan) == []  # no plan items
+        assert case.get(f"{{{CAMUNDA}}}historyTimeToLive") is None
+    # A time to live shows in the document and the DTO.
+    response = await client.put(
+        f"/case-definition/{plain}/history-time-to-live", json={"historyTimeToLive": 7}
+    )
+    assert response.status == 204
+    xml = (await (await client.get(f"/case-definition/{plain}/xml")).json())["cmmnXml"]
+    with_ttl = ET.fromstring(xml.encode()).find(f"{{{CMMN}}}case")
+    assert with_ttl is not None
+    assert with_ttl.get(f"{{{CAMUNDA}}}historyTimeToLive") == "7"
+    assert (await (await client.get(f"/case-definition/{plain}")).json())["historyTimeToLive"] == 7
+    listed = await (await client.get("/case-definition", params={"key": key})).json()
+    assert {item["id"]: item["historyTimeToLive"] for item in listed} == {plain: 7, acme: None}
+
+
+async def test_a_key_that_is_no_xml_id_is_the_cases_name():
+    document = case_definition_xml("d", "9 <&> \x01", None)
+    case = ET.fromstring(document.encode()).find(f"{{{CMMN}}}case")
+    assert case is not None
+    assert case.get("id", "").startswith("case_")
+    assert case.get("name") is None  # \x01 cannot be in XML 1.0
+    case = ET.fromstring(case_definition_xml("d", "9 <&>", 3).encode()).find(f"{{{CMMN}}}case")
+    assert case is not None
+    assert case.get("name") == "9 <&>"
+
+
+async def test_the_history_time_to_live_by_key_and_tenant_and_back_to_none(client):
+    key = new_id("ttl")
+    acme = (await _create(client, f"/case-definition/key/{key}/tenant-id/acme/create"))[
+        "caseDefinitionId"
+    ]
+    path = f"/case-definition/key/{key}/tenant-id/acme/history-time-to-live"
+    assert (await client.put(path, json={"historyTimeToLive": 0, "id": "ignored"})).status == 204
+    assert (await (await client.get(f"/case-definition/{acme}")).json())["historyTimeToLive"] == 0
+    assert (await client.put(path, json={"historyTimeToLive": None})).status == 204
+    assert (await (await client.get(f"/case-definition/{acme}")).json())[
+        "historyTimeToLive"
+    ] is None
+    assert (await client.put(path, json={"historyTimeToLive": 3.0})).status == 204
+    assert (await client.put(path)).status == 204  # no body: null
+    assert (await (await client.get(f"/case-definition/{acme}")).json())[
+        "historyTimeToLive"
+    ] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (
+            {"historyTimeToLive": -1},
+            400,
+            {
+                "type": "BadUserRequestException",
+                "message": "historyTimeToLive is not greater than or equal to 0",
+                "code": 0,
+            },
+        ),
+        ({"historyTimeToLive": "5"}, 400, None),
+        ({"historyTimeToLive": 1.5}, 400, None),
+        ({"historyTimeToLive": True}, 400, None),
+        ({"historyTimeToLive": 2**31}, 400, None),
+        ([], 400, None),
+    ],
+)
+async def test_bad_history_times_to_live_are_refused(client, body, status, error):
+    key = new_id("ttl-bad")
+    definition_id = (await _create(client, f"/case-definition/key/{key}/create"))[
+        "caseDefinitionId"
+    ]
+    response = await client.put(f"/case-definition/{definition_id}/history-time-to-live", json=body)
+    assert response.status == status
+    expected = error or {"type": "InvalidRequestException", "message": "", "code": None}
+    assert await response.json() == expected
+    assert (await (await client.get(f"/case-definition/{definition_id}")).json())[
+        "historyTimeToLive"
+    ] is None
+
+
+async def test_xml_and_time_to_live_of_unknown_definitions_are_404s(client):
+    key = new_id("none")
+    unknown = f"{key}:1:00000000-0000-0000-0000-000000000000"
+    by_id = {
+        "type": "InvalidRequestException",
+        "message": f"no deployed case definition found with id '{unknown}': caseDefinition is null",
+        "code": 0,
+    }
+    for method, path, expected in [
+        ("GET", f"/case-definition/{unknown}/xml", by_id),
+        ("PUT", f"/case-definition/{unknown}/history-time-to-live", by_id),
+        ("GET", f"/case-definition/key/{key}/xml", _by_key_404(key, "no tenant-id")),
+        (
+            "PUT",
+            f"/case-definition/key/{key}/history-time-to-live",
+            _by_key_404(key, "no tenant-id"),
+        ),
+        ("GET", f"/case-definition/key/{key}/tenant-id/t/xml", _by_key_404(key, "tenant-id: t")),
+        (
+            "PUT",
+            f"/case-definition/key/{key}/tenant-id/t/history-time-to-live",
+            _by_key_404(key, "tenant-id: t"),
+        ),
+    ]:
+        response = await client.request(method, path, json={"historyTimeToLive": 1})
+        assert response.status == 404, path
+        assert await response.json() == expected, path
+    # The body is read first, as in Camunda: a bad one is a 400 even for an unknown id.
+    response = await client.put(
+        f"/case-definition/{unknown}/history-time-to-live", json={"historyTimeToLive": -1}
+    )
+    assert response.status == 400
+
+
+def _by_key_404(key: str, tenant: str) -> dict[str, object]:
+    return {
+        "type": "RestException",
+        "message": f"No matching case definition with key: {key} and {tenant}",
         "code": None,
     }

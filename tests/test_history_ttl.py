@@ -178,3 +178,69 @@ async def test_collect_command_takes_the_setting_and_the_option(
     assert await fresh_db.fetchval("SELECT count(*) FROM case_instance") == 0
     assert await fresh_db.fetchval("SELECT count(*) FROM blob") == 0
     await _consistent(fresh_endpoints, store)
+
+
+async def test_a_definitions_own_time_to_live_decides_for_its_instances(
+    make_client, fresh_endpoints, fresh_db, store
+):
+    """PUT /case-definition/{id}/history-time-to-live (days) replaces the service's
+    time to live for that definition's closed instances; null gives it back."""
+    client = await make_client(endpoints_override=fresh_endpoints)
+    short, long_, plain = new_id("short"), new_id("long"), new_id("plain")
+    created = {}
+    for key in (short, long_, plain):
+        response = await client.post(f"/case-definition/key/{key}/create", json={})
+        created[key] = await response.json()
+        await _close(client, created[key]["id"])
+        await _age(fresh_db, created[key]["id"], 10)
+    assert (
+        await client.put(
+            f"/case-definition/{created[short]['caseDefinitionId']}/history-time-to-live",
+            json={"historyTimeToLive": 5},
+        )
+    ).status == 204
+    assert (
+        await client.put(
+            f"/case-definition/key/{long_}/history-time-to-live", json={"historyTimeToLive": 20}
+        )
+    ).status == 204
+
+    async def collect() -> int:
+        result = await collector.collect_once(
+            fresh_endpoints.dsn,
+            store,
+            prefix=fresh_endpoints.s3_prefix,
+            pending_timeout_seconds=DAY,
+            configured_grace_seconds=0,
+            history_ttl_seconds=30 * DAY,
+        )
+        return result.history_removed
+
+    # Closed 10 days ago: past the short definition's 5 days only.
+    assert await collect() == 1
+    remaining = {row["id"] for row in await fresh_db.fetch("SELECT id FROM case_instance")}
+    assert remaining == {created[long_]["id"], created[plain]["id"]}
+    # Back to the service's 30 days: the long one stays; a shorter service time to live
+    # still spares it (20 days of its own), and takes the one without.
+    response = await client.put(
+        f"/case-definition/key/{long_}/history-time-to-live", json={"historyTimeToLive": None}
+    )
+    assert response.status == 204
+    assert await collect() == 0
+    assert (
+        await client.put(
+            f"/case-definition/key/{long_}/history-time-to-live", json={"historyTimeToLive": 20}
+        )
+    ).status == 204
+    result = await collector.collect_once(
+        fresh_endpoints.dsn,
+        store,
+        prefix=fresh_endpoints.s3_prefix,
+        pending_timeout_seconds=DAY,
+        configured_grace_seconds=0,
+        history_ttl_seconds=1 * DAY,
+    )
+    assert result.history_removed == 1
+    remaining = {row["id"] for row in await fresh_db.fetch("SELECT id FROM case_instance")}
+    assert remaining == {created[long_]["id"]}
+    await _consistent(fresh_endpoints, store)

@@ -144,7 +144,7 @@ def _query_from_body(body: Any) -> CaseQuery | None:
         query_params.conditions_from_body(body.get("caseInstanceVariables")),
     )
     query = _query(body, conditions)
-    sorting = query_params.sorting_from_body(raw_sorting, SORT_KEYS)
+    sorting = query_params.sorting_from_body(body, SORT_KEYS)
     return None if query is None else dataclasses.replace(query, sorting=sorting)
 
 

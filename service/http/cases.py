@@ -168,7 +168,7 @@ def _query_from_body(body: Any) -> CaseQuery:
     query_params.bounded(sorting_entries, query_params.MAX_SORTING_ENTRIES, "sorting entries")
     conditions = query_params.conditions_from_body(body.get("variables"))
     query = _query(body, conditions)
-    sorting = query_params.sorting_from_body(raw_sorting, SORT_KEYS)
+    sorting = query_params.sorting_from_body(body, SORT_KEYS)
     return dataclasses.replace(query, sorting=sorting)
 
 

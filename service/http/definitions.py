@@ -13,9 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.camunda.cmmn import case_definition_xml
 from service.camunda.definitions import DEFINITION_VERSION, case_definition_id
-from service.camunda.queries import MAX_INTEGER
-from service.errors import REST, InvalidInput, NotFound
+from service.camunda.queries import MAX_INTEGER, MIN_INTEGER
+from service.errors import BAD_USER_REQUEST, REST, InvalidInput, NotFound
 from service.http import keys, paths, query_params, variables
 from service.http.body import json_response, read_json
 from service.http.cases import case_instance_json
@@ -111,7 +112,9 @@ _ABSENT = (
 )
 
 
-def case_definition_json(definition_id: str, key: str, tenant_id: str | None) -> dict[str, Any]:
+def case_definition_json(
+    definition_id: str, key: str, tenant_id: str | None, history_ttl_days: int | None
+) -> dict[str, Any]:
     """Camunda's CaseDefinitionDto: version 1 of the key, no CMMN resource."""
     return {
         "id": definition_id,
@@ -122,38 +125,90 @@ def case_definition_json(definition_id: str, key: str, tenant_id: str | None) ->
         "resource": None,
         "deploymentId": None,
         "tenantId": tenant_id,
-        "historyTimeToLive": None,
+        "historyTimeToLive": history_ttl_days,
     }
 
 
-async def get_case_definition(request: web.Request) -> web.Response:
-    """GET /case-definition/{id}."""
-    definition_id = paths.definition_id(request)
-    found = await request.app[keys.REPOSITORY].find_case_definition(definition_id)
+def _unknown_id(definition_id: str) -> NotFound:
+    return NotFound(
+        f"no deployed case definition found with id '{definition_id}': caseDefinition is null",
+        code=0,
+    )
+
+
+async def _found(request: web.Request, definition_id: str) -> tuple[str, str | None, int | None]:
+    found = await request.app[keys.REPOSITORY].case_definition(definition_id)
     if found is None:
-        raise NotFound(
-            f"no deployed case definition found with id '{definition_id}': caseDefinition is null",
-            code=0,
-        )
-    return json_response(case_definition_json(definition_id, *found))
+        raise _unknown_id(definition_id)
+    return found
 
 
-async def _by_key(key: str, tenant_id: str | None, request: web.Request) -> web.Response:
+async def _id_of_key(request: web.Request, key: str, tenant_id: str | None) -> str:
+    """The id of the key's recorded definition (for the tenant, or without one), or
+    Camunda's 404 for a key it has no definition of."""
     definition_id = case_definition_id(key, tenant_id)
     if await request.app[keys.REPOSITORY].find_case_definition(definition_id) is None:
         tenant = "no tenant-id" if tenant_id is None else f"tenant-id: {tenant_id}"
         raise NotFound(f"No matching case definition with key: {key} and {tenant}", type_name=REST)
-    return json_response(case_definition_json(definition_id, key, tenant_id))
+    return definition_id
 
 
-async def get_case_definition_by_key(request: web.Request) -> web.Response:
-    """GET /case-definition/key/{key}: the key's definition without tenant."""
-    return await _by_key(paths.definition_key(request), None, request)
+async def _addressed(request: web.Request) -> str:
+    """The id of the definition the path names: /case-definition/{id}/...,
+    /key/{key}/... or /key/{key}/tenant-id/{tenantId}/... (its latest version, the
+    only one in casevars)."""
+    if "key" not in request.match_info:
+        return paths.definition_id(request)
+    key = paths.definition_key(request)
+    tenant_id = paths.tenant_id(request) if "tenantId" in request.match_info else None
+    return await _id_of_key(request, key, tenant_id)
 
 
-async def get_case_definition_by_key_and_tenant(request: web.Request) -> web.Response:
-    """GET /case-definition/key/{key}/tenant-id/{tenantId}."""
-    return await _by_key(paths.definition_key(request), paths.tenant_id(request), request)
+async def get_case_definition(request: web.Request) -> web.Response:
+    """GET /case-definition/{id}, /key/{key} and /key/{key}/tenant-id/{tenantId}."""
+    definition_id = await _addressed(request)
+    return json_response(case_definition_json(definition_id, *await _found(request, definition_id)))
+
+
+async def get_case_definition_xml(request: web.Request) -> web.Response:
+    """GET /case-definition/{id}/xml (and by key): Camunda's CaseDefinitionDiagramDto,
+    {"id", "cmmnXml"}, the document service/camunda/cmmn.py writes for the definition."""
+    definition_id = await _addressed(request)
+    key, _, history_ttl_days = await _found(request, definition_id)
+    return json_response(
+        {"id": definition_id, "cmmnXml": case_definition_xml(definition_id, key, history_ttl_days)}
+    )
+
+
+async def put_history_time_to_live(request: web.Request) -> web.Response:
+    """PUT /case-definition/{id}/history-time-to-live (and by key), Camunda's
+    HistoryTimeToLiveDto {"historyTimeToLive": days or null}: the collector removes the
+    definition's closed instances that many days after they closed (null: after
+    CASEVARS_HISTORY_TTL_SECONDS, the service's default). As in Camunda, the body is
+    read before the definition is looked for."""
+    body = await read_json(request, limit=request.app[keys.SETTINGS].max_json_bytes, required=False)
+    body = {} if body is None else body
+    if not isinstance(body, dict):
+        raise InvalidInput("")
+    days = body.get("historyTimeToLive")
+    # Java's Integer, as Jackson reads it: a JSON integer (or a float without fraction).
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int | float) or days != int(days)
+    ):
+        raise InvalidInput("")
+    if days is not None and not MIN_INTEGER <= int(days) <= MAX_INTEGER:
+        raise InvalidInput("")
+    if days is not None and days < 0:
+        raise InvalidInput(
+            "historyTimeToLive is not greater than or equal to 0",
+            type_name=BAD_USER_REQUEST,
+            code=0,
+        )
+    definition_id = await _addressed(request)
+    ttl = None if days is None else int(days)
+    if not await request.app[keys.REPOSITORY].set_case_definition_history_ttl(definition_id, ttl):
+        raise _unknown_id(definition_id)
+    return web.Response(status=204)
 
 
 def _definition_query(request: web.Request) -> DefinitionQuery | None:

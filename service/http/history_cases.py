@@ -104,7 +104,7 @@ async def get_historic_case_instance(request: web.Request) -> web.Response:
 # --- the query ----------------------------------------------------------------------
 
 
-def _date_from_string(name: str, raw: str) -> datetime:
+def date_from_string(name: str, raw: str) -> datetime:
     """A date of the query string as Camunda's DateConverter reads it."""
     if raw.startswith('"') or raw.endswith('"'):
         raise InvalidInput(
@@ -213,7 +213,7 @@ def _query(
 def _query_from_string(request: web.Request) -> HistoricCaseQuery:
     params = query_params.split_lists(request.query, _LISTS)
     dates = {
-        name: None if name not in params else _date_from_string(name, params[name])
+        name: None if name not in params else date_from_string(name, params[name])
         for name in _DATES
     }
     conditions = (
@@ -234,7 +234,7 @@ def _query_from_body(body: Any) -> HistoricCaseQuery:
     dates = {name: _date_from_body(body.get(name)) for name in _DATES}
     conditions = query_params.conditions_from_body(body.get("variables"))
     query = _query(body, conditions, dates)
-    sorting = query_params.sorting_from_body(raw_sorting, SORT_KEYS)
+    sorting = query_params.sorting_from_body(body, SORT_KEYS)
     return dataclasses.replace(query, sorting=sorting)
 
 

@@ -94,6 +94,10 @@ def variable_instance_id(request: web.Request) -> str:
     return _segment(request, "id", "variable instance id", MAX_ID_LENGTH)
 
 
+def case_activity_instance_id(request: web.Request) -> str:
+    return _segment(request, "id", "case activity instance id", MAX_ID_LENGTH)
+
+
 def definition_key(request: web.Request) -> str:
     """The case definition key from the path."""
     return _segment(request, "key", "case definition key", MAX_ID_LENGTH)

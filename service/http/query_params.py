@@ -26,6 +26,7 @@ MAX_LISTED_IDS = MAX_TENANT_IDS
 _MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
 
 Key = TypeVar("Key")
+_ORDERS = frozenset({"asc", "desc"})
 
 
 def bad_parameter(name: str, value: object) -> InvalidInput:
@@ -119,7 +120,7 @@ def sorting(
     for sort_by, sort_order in pairs:
         if not isinstance(sort_by, str) or sort_by not in keys:
             raise bad_parameter("sortBy", sort_by)
-        if not isinstance(sort_order, str) or sort_order not in {"asc", "desc"}:
+        if not isinstance(sort_order, str) or sort_order not in _ORDERS:
             raise bad_parameter("sortOrder", sort_order)
         checked.append((keys[sort_by], sort_order == "desc"))
     return tuple(checked)
@@ -137,11 +138,31 @@ def sorting_from_string(
     return () if sort_by is None else sorting([(sort_by, sort_order)], keys)
 
 
-def sorting_from_body(raw: Any, keys: Mapping[str, Key]) -> tuple[tuple[Key, bool], ...]:
-    """A JSON body's `sorting` list of {"sortBy", "sortOrder"} entries."""
-    items = objects(raw)
+def sorting_from_body(
+    body: Mapping[str, Any], keys: Mapping[str, Key]
+) -> tuple[tuple[Key, bool], ...]:
+    """A JSON body's sorting: its top-level `sortBy` and `sortOrder` (both or neither),
+    then its `sorting` list of {"sortBy", "sortOrder"} entries, in that order, as
+    Camunda's query DTOs apply them."""
+    items = objects(body.get("sorting"))
     bounded(items, MAX_SORTING_ENTRIES, "sorting entries")
-    return sorting([(item.get("sortBy"), item.get("sortOrder")) for item in items], keys)
+    pairs = [(item.get("sortBy"), item.get("sortOrder")) for item in items]
+    sort_by, sort_order = body.get("sortBy"), body.get("sortOrder")
+    # Camunda's setters refuse an unknown value while Jackson reads the body; a value
+    # that is not text cannot be read at all.
+    for name, value, valid in (("sortBy", sort_by, keys), ("sortOrder", sort_order, _ORDERS)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput("")
+        if value is not None and value not in valid:
+            raise InvalidInput(f"{name} parameter has invalid value: {value}")
+    if (sort_by is None) != (sort_order is None):
+        raise InvalidInput(
+            "Only a single sorting parameter specified. sortBy and sortOrder required"
+        )
+    if sort_by is not None:
+        bounded(pairs, MAX_SORTING_ENTRIES - 1, "sorting entries besides sortBy")
+        pairs.insert(0, (sort_by, sort_order))
+    return sorting(pairs, keys)
 
 
 def flag(value: Any) -> bool:

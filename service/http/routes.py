@@ -17,6 +17,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler
 
 from service.http import (
+    case_activities,
     case_executions,
     cases,
     definitions,
@@ -40,8 +41,10 @@ VARIABLE = CASE + "/variables/{name}"
 UPLOADS = VARIABLE + "/uploads"
 UPLOAD = UPLOADS + "/{uploadId}"
 DEFINITION_KEY = "/case-definition/key/{key}"
+DEFINITION_KEY_TENANT = DEFINITION_KEY + "/tenant-id/{tenantId}"
 EXECUTION = "/case-execution/{id}"
 HISTORY_CASE = "/history/case-instance"
+HISTORY_ACTIVITY = "/history/case-activity-instance"
 VARIABLE_INSTANCE = "/variable-instance/{id}"
 HISTORIC_VARIABLE_INSTANCE = "/history/variable-instance/{id}"
 
@@ -87,18 +90,26 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("POST", "/case-instance/count", cases.query_case_instance_count, "case-query-count")
     route("GET", "/case-definition", definitions.list_case_definitions, "definition-list")
     route("GET", "/case-definition/count", definitions.count_case_definitions, "definition-count")
-    route("GET", DEFINITION_KEY, definitions.get_case_definition_by_key, "definition-key-get")
-    route(
-        "GET",
-        DEFINITION_KEY + "/tenant-id/{tenantId}",
-        definitions.get_case_definition_by_key_and_tenant,
-        "definition-key-tenant-get",
-    )
-    route("GET", "/case-definition/{id}", definitions.get_case_definition, "definition-get")
+    # A definition by key and tenant, by key, or by id: the same three readings, its
+    # CMMN document and its history time to live. The key forms come first, so that
+    # /case-definition/key/xml is the definition of the key `xml`, as in Camunda.
+    for base, label in (
+        (DEFINITION_KEY_TENANT, "definition-key-tenant"),
+        (DEFINITION_KEY, "definition-key"),
+        ("/case-definition/{id}", "definition"),
+    ):
+        route("GET", base, definitions.get_case_definition, f"{label}-get")
+        route("GET", base + "/xml", definitions.get_case_definition_xml, f"{label}-xml")
+        route(
+            "PUT",
+            base + "/history-time-to-live",
+            definitions.put_history_time_to_live,
+            f"{label}-history-ttl",
+        )
     route("POST", DEFINITION_KEY + "/create", definitions.create_from_key, "case-create")
     route(
         "POST",
-        DEFINITION_KEY + "/tenant-id/{tenantId}/create",
+        DEFINITION_KEY_TENANT + "/create",
         definitions.create_from_key_and_tenant,
         "case-create-tenant",
     )
@@ -126,6 +137,30 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     )
     route(
         "GET", HISTORY_CASE + "/{id}", history_cases.get_historic_case_instance, "history-case-get"
+    )
+
+    # Case activities are plan items of CMMN models: casevars has none (case_activities.py).
+    ca = case_activities
+    route(
+        "GET", HISTORY_ACTIVITY, ca.list_historic_case_activity_instances, "history-activity-list"
+    )
+    route(
+        "GET",
+        HISTORY_ACTIVITY + "/count",
+        ca.count_historic_case_activity_instances,
+        "history-activity-count",
+    )
+    route(
+        "GET",
+        HISTORY_ACTIVITY + "/{id}",
+        ca.get_historic_case_activity_instance,
+        "history-activity-get",
+    )
+    route(
+        "GET",
+        "/history/case-definition/{id}/statistics",
+        ca.case_activity_statistics,
+        "history-activity-statistics",
     )
 
     route("GET", CASE + "/variables", variables.get_variables, "variables-get")

@@ -249,7 +249,7 @@ async def _query_from_body(request: web.Request, kind: _Kind) -> VariableQuery:
     sorting_entries = query_params.objects(body.get("sorting"))
     query_params.bounded(sorting_entries, query_params.MAX_SORTING_ENTRIES, "sorting entries")
     query = _query(kind, body, by_body=True)
-    sorting = query_params.sorting_from_body(sorting_entries, kind.sort_keys)
+    sorting = query_params.sorting_from_body(body, kind.sort_keys)
     return dataclasses.replace(query, sorting=sorting)
 
 

@@ -81,16 +81,25 @@ _STALE_PENDING = f"""
 """
 
 
-# Closed case instances whose history time to live ($3 seconds after closed_at) has
-# passed at $2, a page at a time. The delete cascades to their variables, whose trigger
-# (migrations/0003) makes their blobs garbage in the same statement: history's blobs go
-# the way of every other, and this pass or a later one deletes them after the grace.
+# Closed case instances whose history time to live has passed at $2, a page at a time:
+# their definition's own (PUT /case-definition/{id}/history-time-to-live, in days), or
+# else $3 seconds after closed_at. The first bound, the shortest of all those times to
+# live, is one value for the whole statement, so the range scan of
+# case_instance_closed_idx reads only instances that may be due. The delete cascades to
+# their variables, whose trigger (migrations/0003) makes their blobs garbage in the same
+# statement: history's blobs go the way of every other, and this pass or a later one
+# deletes them after the grace.
 _EXPIRED_HISTORY = """
     DELETE FROM case_instance WHERE id IN (
-        SELECT id FROM case_instance
-        WHERE state = 'closed'
-          AND closed_at <= coalesce($2::timestamptz, now()) - make_interval(secs => $3::float8)
-        LIMIT $1 FOR UPDATE SKIP LOCKED
+        SELECT c.id FROM case_instance c
+        LEFT JOIN case_definition d ON d.id = c.case_definition_id
+        WHERE c.state = 'closed'
+          AND c.closed_at <= coalesce($2::timestamptz, now()) - least(
+                make_interval(secs => $3::float8),
+                (SELECT make_interval(days => min(history_ttl_days)) FROM case_definition))
+          AND c.closed_at <= coalesce($2::timestamptz, now()) - coalesce(
+                make_interval(days => d.history_ttl_days), make_interval(secs => $3::float8))
+        LIMIT $1 FOR UPDATE OF c SKIP LOCKED
     )
 """
 
@@ -124,9 +133,10 @@ async def collect_once(  # noqa: PLR0913 - keyword-only knobs, most with default
     page_rows: int = COLLECT_PAGE_ROWS,
     history_ttl_seconds: float | None = None,
 ) -> CollectResult:
-    """One pass: remove closed case instances history_ttl_seconds after they closed
-    (None: keep them), then delete due garbage and stale pending blobs (object, then
-    row) and abort multipart uploads under prefix older than the pending timeout.
+    """One pass: remove closed case instances history_ttl_seconds after they closed, or
+    their definition's own history time to live after (None: keep them all), then
+    delete due garbage and stale pending blobs (object, then row) and abort multipart
+    uploads under prefix older than the pending timeout.
 
     Garbage is due at its delete_after or, given grace_seconds, once it has been
     garbage that long (configured_grace_seconds dates rows marked before migration

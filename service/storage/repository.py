@@ -318,23 +318,47 @@ class Repository:
             )
         return None if row is None else (row["key"], row["tenant_id"])
 
+    async def case_definition(
+        self, definition_id: str
+    ) -> tuple[str, str | None, int | None] | None:
+        """(key, tenant id, history time to live in days) of a recorded case definition,
+        None if there is none."""
+        async with self._connection("case_definition") as connection:
+            row = await connection.fetchrow(
+                "SELECT key, tenant_id, history_ttl_days FROM case_definition WHERE id = $1",
+                definition_id,
+            )
+        return None if row is None else (row["key"], row["tenant_id"], row["history_ttl_days"])
+
+    async def set_case_definition_history_ttl(self, definition_id: str, days: int | None) -> bool:
+        """Give the recorded definition a history time to live in days (None: the
+        service's default); False when no definition has the id."""
+        async with self._connection("set_case_definition_history_ttl") as connection:
+            updated = await connection.fetchval(
+                "UPDATE case_definition SET history_ttl_days = $2 WHERE id = $1 RETURNING 1",
+                definition_id,
+                days,
+            )
+        return bool(updated)
+
     async def query_case_definitions(
         self, query: DefinitionQuery, *, first: int, limit: int | None
-    ) -> list[tuple[str, str, str | None]]:
-        """(id, key, tenant id) of the recorded case definitions the query matches."""
+    ) -> list[tuple[str, str, str | None, int | None]]:
+        """(id, key, tenant id, history time to live in days) of the recorded case
+        definitions the query matches."""
         where, arguments = _definition_where(query)
         order = [
             f"{column} {'DESC' if descending else 'ASC'}" for column, descending in query.sorting
         ]
         arguments += [first, limit]
         sql = (
-            f"SELECT id, key, tenant_id FROM case_definition WHERE {where} "
+            f"SELECT id, key, tenant_id, history_ttl_days FROM case_definition WHERE {where} "
             f"ORDER BY {', '.join([*order, 'id ASC'])} "
             f"OFFSET ${len(arguments) - 1} LIMIT ${len(arguments)}"
         )
         async with self._connection("query_case_definitions") as connection:
             rows = await connection.fetch(sql, *arguments)
-        return [(row["id"], row["key"], row["tenant_id"]) for row in rows]
+        return [(row["id"], row["key"], row["tenant_id"], row["history_ttl_days"]) for row in rows]
 
     async def count_case_definitions(self, query: DefinitionQuery) -> int:
         where, arguments = _definition_where(query)
@@ -470,9 +494,7 @@ class Repository:
         """
         try:
             async with self._connection("write_variables") as connection:
-                single = (
-                    len(values) == 1 and not deletions and incarnation is None and then is None
-                )
+                single = len(values) == 1 and not deletions and incarnation is None and then is None
                 if single and not create_case_instance:
                     # The common case, a single write, is a single statement.
                     ((name, new),) = values.items()

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from service.http.openapi import (
+    case_activities,
     case_executions,
     cases,
     components,
@@ -68,6 +69,7 @@ def _built() -> Json:
                 "description": "A case instance's root case execution and its variables.",
             },
             *lifecycle.tags(),
+            *case_activities.tags(),
             *variable_instances.tags(),
         ],
         "servers": operations.servers(),
@@ -77,6 +79,7 @@ def _built() -> Json:
             **operations.engine_paths(),
             **cases.paths(),
             **lifecycle.paths(),
+            **case_activities.paths(),
             **definitions.paths(),
             **case_executions.paths(),
             **variables.paths(),
@@ -91,6 +94,7 @@ def _built() -> Json:
                 **case_executions.schemas(),
                 **definitions.schemas(),
                 **lifecycle.schemas(),
+                **case_activities.schemas(),
                 **variables.schemas(),
                 **variable_instances.schemas(),
             },

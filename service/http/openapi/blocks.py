@@ -28,6 +28,16 @@ def parameter_refs(*names: str) -> list[Json]:
     return [ref("parameters", name) for name in names]
 
 
+def body_sort_properties(sort_keys: Any) -> Json:
+    """The top-level `sortBy` and `sortOrder` of a query body, applied before the
+    `sorting` list, as in Camunda's query DTOs."""
+    both = "Both or neither (else 400); applied before the `sorting` entries."
+    return {
+        "sortBy": {**nullable({"enum": list(sort_keys)}), "description": both},
+        "sortOrder": {**nullable({"enum": ["asc", "desc"]}), "description": both},
+    }
+
+
 REQUEST_ID_HEADER = {"X-Request-Id": ref("headers", "X-Request-Id")}
 CASE_ID = ref("parameters", "CaseInstanceId")
 NAME = ref("parameters", "VariableName")

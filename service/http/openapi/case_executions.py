@@ -14,6 +14,7 @@ from service.http.openapi.blocks import (
     CASE_ID,
     TEXT,
     Json,
+    body_sort_properties,
     common,
     empty_response,
     errors,
@@ -124,6 +125,7 @@ def schemas() -> Json:
                 **dict.fromkeys(_FLAGS, nullable(flag)),
                 "variables": conditions,
                 "caseInstanceVariables": conditions,
+                **body_sort_properties(SORT_KEYS),
                 "sorting": nullable(
                     {
                         "type": "array",

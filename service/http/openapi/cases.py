@@ -11,6 +11,7 @@ from service.http.openapi.blocks import (
     CASE_ID,
     TEXT,
     Json,
+    body_sort_properties,
     common,
     empty_response,
     errors,
@@ -129,6 +130,7 @@ def _query_body_schema() -> Json:
                 },
             }
         ),
+        **body_sort_properties(SORT_KEYS),
         "sorting": nullable(
             {
                 "type": "array",

@@ -9,6 +9,7 @@ from service.http.openapi.blocks import (
     TEXT,
     Json,
     common,
+    empty_response,
     errors,
     json_body,
     json_body_common,
@@ -97,10 +98,28 @@ def schemas() -> Json:
                 "resource": {"type": "null"},
                 "deploymentId": {"type": "null"},
                 "tenantId": nullable(TEXT),
-                "historyTimeToLive": {"type": "null"},
+                "historyTimeToLive": nullable({"type": "integer", "minimum": 0}),
             },
         },
         "CaseDefinitionList": {"type": "array", "items": schema("CaseDefinition")},
+        "CaseDefinitionDiagram": {
+            "type": "object",
+            "description": "Camunda's CaseDefinitionDiagramDto: the definition's CMMN 1.1 "
+            "document. casevars deploys no models: one case whose id is the key (a key "
+            "that is no XML NCName gets a derived id and is the case's `name`), an empty "
+            "case plan model, and `camunda:historyTimeToLive` when one is set.",
+            "required": ["id", "cmmnXml"],
+            "properties": {"id": TEXT, "cmmnXml": TEXT},
+        },
+        "HistoryTimeToLive": {
+            "type": "object",
+            "description": "Camunda's HistoryTimeToLiveDto; other keys are ignored.",
+            "properties": {
+                "historyTimeToLive": nullable(
+                    {"type": "integer", "minimum": -2147483648, "maximum": 2147483647}
+                )
+            },
+        },
     }
 
 
@@ -256,6 +275,73 @@ def _read_paths(tenant: Json, definition: Json) -> Json:
     }
 
 
+def _by_key_404() -> str:
+    return (
+        "No definition recorded for the key (and tenant): `RestException` `No matching case "
+        "definition with key: {key} and no tenant-id` (`and tenant-id: {tenantId}`)."
+    )
+
+
+_ID_404 = (
+    "No definition has this id: `InvalidRequestException` `no deployed case definition "
+    "found with id '{id}': caseDefinition is null`, `code` 0."
+)
+_TTL = (
+    "Sets the definition's history time to live in days, as Camunda keeps it per "
+    "definition: the collector removes its closed case instances, with their variables "
+    "and blobs, that many days after they closed; `null` goes back to "
+    "`CASEVARS_HISTORY_TTL_SECONDS`. The definition's `historyTimeToLive` shows it."
+)
+
+
+def _extra_paths(forms: list[tuple[str, str, list[Json], str]]) -> Json:
+    """GET .../xml and PUT .../history-time-to-live of each way to name a definition:
+    (path, operation id suffix, parameters, what the 404 says)."""
+    found: Json = {}
+    for path, suffix, parameters, not_found in forms:
+        found[f"{path}/xml"] = {
+            "get": operation(
+                f"getCaseDefinitionCmmnXml{suffix}",
+                "Get the CMMN document of a case definition",
+                "Camunda's `{id, cmmnXml}`: the document casevars writes for the definition "
+                "(it deploys no models).",
+                {
+                    "200": json_response(schema("CaseDefinitionDiagram"), "The document."),
+                    **common(),
+                    **errors(s404=not_found),
+                },
+                parameters=parameters,
+                tags=_TAGS,
+            )
+        }
+        found[f"{path}/history-time-to-live"] = {
+            "put": operation(
+                f"updateHistoryTimeToLive{suffix}",
+                "Set the history time to live of a case definition",
+                _TTL,
+                {
+                    "204": empty_response("Set."),
+                    **json_body_common(),
+                    **errors(
+                        s400=f"A negative number: `BadUserRequestException` "
+                        "`historyTimeToLive is not greater than or equal to 0`, `code` 0. "
+                        f"{BAD_JSON} An id, key or tenant id longer than {MAX_ID_LENGTH} "
+                        "characters or containing NUL.",
+                        s404=not_found,
+                    ),
+                },
+                parameters=parameters,
+                body=json_body(
+                    schema("HistoryTimeToLive"),
+                    "The days, or null; no body is null.",
+                    required=False,
+                ),
+                tags=_TAGS,
+            )
+        }
+    return found
+
+
 def paths() -> Json:
     tenant = {
         "name": "tenantId",
@@ -273,8 +359,21 @@ def paths() -> Json:
         "schema": _IDENTIFIER,
         "example": "invoice:1:0b5ad4a3-3b5e-5c4e-9d61-2f6d0f4c7a10",
     }
+    key = parameter_refs("CaseDefinitionKey")
     return {
         **_read_paths(tenant, definition),
+        **_extra_paths(
+            [
+                ("/case-definition/{id}", "", [definition], _ID_404),
+                ("/case-definition/key/{key}", "ByKey", key, _by_key_404()),
+                (
+                    "/case-definition/key/{key}/tenant-id/{tenantId}",
+                    "ByKeyAndTenantId",
+                    [*key, tenant],
+                    _by_key_404(),
+                ),
+            ]
+        ),
         "/case-definition/key/{key}/create": _create(
             "createCaseInstanceByKey",
             "Create a case instance from a key",

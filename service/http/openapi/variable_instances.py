@@ -10,6 +10,7 @@ from service.http.openapi.blocks import (
     BAD_JSON,
     TEXT,
     Json,
+    body_sort_properties,
     common,
     empty_response,
     errors,
@@ -213,6 +214,7 @@ def _query_schema(*, history: bool) -> Json:
             }
         )
     sort_keys = HISTORY_SORT_KEYS if history else RUNTIME_SORT_KEYS
+    properties.update(body_sort_properties(sort_keys))
     properties["sorting"] = nullable(
         {
             "type": "array",
