@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gzip
 import hashlib
 import io
 from typing import Any
@@ -153,6 +154,8 @@ async def test_after_a_mismatch_casevars_collect_and_check_are_clean(client, end
     form = body(_data(VALUE))
     response = await _post(client, case_id, form, Content_Digest=sha256_field(form + b"x"))
     assert response.status == 400
+    metrics = await (await client.get("/metrics")).text()
+    assert 'casevars_uploads_refused_total{reason="digest_mismatch"} 1.0' in metrics
     collected, report = await collect_and_check_commands(endpoints)
     assert "deleted 1 garbage" in collected
     assert report["live"] == 1
@@ -233,6 +236,18 @@ async def test_a_body_going_on_after_the_form_is_hashed_up_to_a_limit(client, ca
     assert refused.status == 400
     assert "after the form's closing delimiter" in (await refused.json())["message"]
     assert await _served(client, case_id) == VALUE
+
+
+async def test_a_content_digest_on_a_content_coded_body_is_400(client, case_id):
+    """aiohttp decodes the body before the service sees it: the digest of the encoded
+    bytes could not be checked, and is refused rather than ignored."""
+    form = gzip.compress(body(_data(VALUE)))
+    response = await _post(
+        client, case_id, form, Content_Encoding="gzip", Content_Digest=sha256_field(form)
+    )
+    assert response.status == 400
+    assert "Content-Encoding" in (await response.json())["message"]
+    assert await _served(client, case_id) == PREVIOUS
 
 
 async def test_an_unknown_case_instance_is_404_whatever_the_digest(client):

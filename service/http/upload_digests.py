@@ -61,7 +61,8 @@ def value_digests(headers: Mapping[str, str], *, part: bool) -> tuple[ValueDiges
 class HashedBody:
     """The request's body, read through a stream that hashes every byte of it as it is
     taken from the request (private_api.PulledBody): what the form is read from when
-    the request has a Content-Digest."""
+    the request has a Content-Digest. Every byte must come through stream: a request
+    with one must not have its body read from the socket directly (socket_body.py)."""
 
     def __init__(self, request: web.Request, expected: bytes) -> None:
         self._request = request
@@ -74,7 +75,16 @@ class HashedBody:
         """None when the request has no Content-Digest with a sha-256 (InvalidInput when
         its Content-Digest is malformed)."""
         expected = sha256_field(request.headers, CONTENT_DIGEST)
-        return None if expected is None else cls(request, expected)
+        if expected is None:
+            return None
+        if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+            # The field is the digest of the encoded bytes, which aiohttp decodes before
+            # anything here sees them: it could never be checked.
+            raise InvalidInput(
+                f"A {CONTENT_DIGEST} cannot be checked on a body with a Content-Encoding; "
+                f"send the value's {REPR_DIGEST} instead"
+            )
+        return cls(request, expected)
 
     async def check(self) -> None:
         """After the form: read the rest of the body (at the request's pace), then

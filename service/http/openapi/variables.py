@@ -117,6 +117,39 @@ def download_parameters() -> Json:
             "description": "ETags (or `*`): 304 when the current one is among them.",
             "schema": TEXT,
         },
+        "WantReprDigest": {
+            "name": "Want-Repr-Digest",
+            "in": "header",
+            "description": (
+                "RFC 9530 preferences: `sha-256=0` leaves `Repr-Digest` out; anything else "
+                "(other algorithms, other weights, a field that cannot be read) changes "
+                "nothing, since sha-256 is the one algorithm casevars has."
+            ),
+            "schema": TEXT,
+        },
+        "ContentDigest": {
+            "name": "Content-Digest",
+            "in": "header",
+            "description": (
+                "RFC 9530: `sha-256=:{base64}:` of the whole request body as sent (the "
+                "multipart bytes, boundaries and all). The body is hashed only when this "
+                "field is there; a mismatch is a 400 and nothing is stored. Other "
+                "algorithms are ignored; a field that is not a structured dictionary, or "
+                "whose sha-256 is not 32 bytes, is a 400 before any byte is read."
+            ),
+            "schema": TEXT,
+        },
+        "ReprDigest": {
+            "name": "Repr-Digest",
+            "in": "header",
+            "description": (
+                "RFC 9530: `sha-256=:{base64}:` of the value, that is of the `data` part's "
+                "bytes (for a serialized object, its JSON text as sent); a mismatch is a "
+                "400 and nothing is stored. Other algorithms are ignored; a malformed "
+                "field is a 400 before any byte is read."
+            ),
+            "schema": TEXT,
+        },
     }
 
 
@@ -126,6 +159,15 @@ def download_headers() -> Json:
             "description": (
                 "Strong ETag: the SHA-256 of the content in hex, quoted (casevars "
                 "extension). Absent for a null value."
+            ),
+            "schema": TEXT,
+        },
+        "Repr-Digest": {
+            "description": (
+                "RFC 9530: `sha-256=:{base64}:`, the SHA-256 of the whole value (also on a "
+                "206, where it is not the digest of the bytes sent, and on a 304), the "
+                "same digest as the ETag. Absent for a null value and when "
+                "`Want-Repr-Digest` gives sha-256 the weight 0."
             ),
             "schema": TEXT,
         },
@@ -292,7 +334,8 @@ def download(
     what `{id}` in its not-binary message is."""
     content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     headers = {
-        name: ref("headers", name) for name in ("ETag", "Accept-Ranges", "Content-Disposition")
+        name: ref("headers", name)
+        for name in ("ETag", "Repr-Digest", "Accept-Ranges", "Content-Disposition")
     }
     range_header = {"Content-Range": ref("headers", "Content-Range")}
 
@@ -311,13 +354,14 @@ def download(
         "`Content-Type` = the stored `mimeType` (or `application/octet-stream`), "
         "followed by `; charset={encoding}` when an encoding is stored, and Camunda's "
         "`Content-Disposition`. Beyond Camunda: a strong `ETag`, `If-None-Match`, single "
-        "byte ranges (`Range`, `If-Range`) and `HEAD`.",
+        "byte ranges (`Range`, `If-Range`), `HEAD`, and `Repr-Digest` (RFC 9530; "
+        "`Want-Repr-Digest: sha-256=0` turns it off).",
         {
             "200": binary("The whole content (empty for a null value)."),
             "206": binary("The requested range.", range_header),
             "304": empty_response(
                 "`If-None-Match` names the current ETag.",
-                {"ETag": ref("headers", "ETag")},
+                {"ETag": ref("headers", "ETag"), "Repr-Digest": ref("headers", "Repr-Digest")},
             ),
             "416": error(
                 "No byte of the range exists: `InvalidRequestException`.",
@@ -332,7 +376,10 @@ def download(
             ),
             **errors(s404=not_found),
         },
-        parameters=[*parameters, *parameter_refs("Range", "IfRange", "IfNoneMatch")],
+        parameters=[
+            *parameters,
+            *parameter_refs("Range", "IfRange", "IfNoneMatch", "WantReprDigest"),
+        ],
     )
 
 
@@ -343,7 +390,11 @@ def _upload() -> Json:
         "Multipart upload of a Bytes or File value, or of a serialized object (with "
         "a `type` part). The `data` part is streamed to S3 while the form is read; "
         "the variable points at it only once the whole form is read and valid, so "
-        "a failed upload leaves the previous value in place.",
+        "a failed upload leaves the previous value in place. Beyond Camunda, RFC 9530 "
+        "digests hold the upload to what the client sent: `Repr-Digest` (on the "
+        "request, or as a header of the `data` part, where `Content-Digest` means the "
+        "same) is the SHA-256 of the value, `Content-Digest` on the request that of the "
+        "whole body.",
         {
             "204": empty_response(
                 "Stored (or nothing stored, for JSON `null` or a transient File).",
@@ -368,7 +419,13 @@ def _upload() -> Json:
                 "given`, `Unsupported value type '...'` (also for non-binary value "
                 "types, which Camunda accepts), `IllegalArgumentException` for a File "
                 "without filename (Camunda: 500); an id or name longer than "
-                f"{MAX_ID_LENGTH} characters.",
+                f"{MAX_ID_LENGTH} characters. A digest that does not match: "
+                "`InvalidRequestException` `The {field} sha-256 does not match the bytes "
+                "received; nothing was stored` (`{field}`: `Repr-Digest`, "
+                "`Content-Digest`, `data part's Repr-Digest` or `data part's "
+                "Content-Digest`); a malformed digest field (`... is not a structured "
+                "dictionary (RFC 9530)`, `... sha-256 must be a byte sequence of 32 "
+                "bytes, as :base64:`).",
                 s404="Unknown case instance (also when it is deleted during the "
                 "upload): Bytes and File `RestException` `Cannot put case execution "
                 f"variable {{name}}: {_NO_CASE_EXECUTION}` (Camunda: 500); with `type` "
@@ -378,14 +435,26 @@ def _upload() -> Json:
                 "instead.",
             ),
         },
-        parameters=[CASE_ID, NAME],
+        parameters=[CASE_ID, NAME, *parameter_refs("ContentDigest", "ReprDigest")],
         body={
             "required": True,
             "content": {
                 "multipart/form-data": {
                     "schema": schema("UploadForm"),
                     "encoding": {
-                        "data": {"contentType": "application/octet-stream"},
+                        "data": {
+                            "contentType": "application/octet-stream",
+                            "headers": {
+                                field: {
+                                    "description": (
+                                        "RFC 9530 `sha-256=:{base64}:` of this part's "
+                                        "bytes, the value (either field, or both)."
+                                    ),
+                                    "schema": TEXT,
+                                }
+                                for field in ("Content-Digest", "Repr-Digest")
+                            },
+                        },
                         "type": {"contentType": "text/plain"},
                         "valueType": {"contentType": "text/plain"},
                     },
