@@ -29,10 +29,9 @@ SDK_VERSION = "7.7.4-SNAPSHOT"
 RUNTIME_DEPENDENCIES = ("superagent@1.4.0", "q@1.5.1")
 SCENARIO_TIMEOUT_SECONDS = 120
 
-# What each scenario calls: every case operation of the SDK that casevars serves. The
-# SDK's caseDefinition.xml and updateHistoryTimeToLive and history.caseActivityInstance
-# (Count) and caseActivityStatistics need CMMN models and plan items, which casevars
-# does not have (README).
+# What each scenario calls: every case, case-execution, variable-instance and case
+# history operation of the SDK (the resources case-definition, case-instance,
+# case-execution and variable, and history's case and variable calls).
 SCENARIOS = {
     "case_lifecycle.js": {
         "case-definition.create",
@@ -52,6 +51,14 @@ SCENARIOS = {
         "case-execution.complete",
         "history.caseInstance",
         "history.caseInstanceCount",
+    },
+    "case_definitions.js": {
+        "case-definition.create",
+        "case-definition.xml",
+        "case-definition.updateHistoryTimeToLive",
+        "history.caseActivityInstance",
+        "history.caseActivityInstanceCount",
+        "history.caseActivityStatistics",
     },
     "case_variables.js": {
         "case-definition.create",

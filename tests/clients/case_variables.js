@@ -24,13 +24,16 @@ run(async (sdk) => {
   });
   await call(sdk, 'case-execution', 'deleteVariable', { id, varId: 'note' });
 
-  // variable.instances (POST /variable-instance), count and list (GET).
+  // variable.instances (POST /variable-instance, sortBy and sortOrder in its body),
+  // count and list (GET).
   const instances = await call(sdk, 'variable', 'instances', {
     caseInstanceIdIn: [id],
     deserializeValues: false,
+    sortBy: 'variableName',
+    sortOrder: 'desc',
   });
-  const named = instances.map((v) => [v.name, v.value]).sort();
-  assert.deepStrictEqual(named, [['amount', 42], ['keep', 'kept']]);
+  const named = instances.map((v) => [v.name, v.value]);
+  assert.deepStrictEqual(named, [['keep', 'kept'], ['amount', 42]]);
   assert.ok(instances.every((v) => v.caseExecutionId === id && v.caseInstanceId === id));
   assert.strictEqual(await call(sdk, 'variable', 'count', { caseInstanceIdIn: id }), 2);
   const listed = await call(sdk, 'variable', 'list', { caseInstanceIdIn: id, variableName: 'keep' });
