@@ -72,10 +72,10 @@ async def run_node(
     client: str,
     env: Mapping[str, str],
     timeout: float,
-    on_line: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> tuple[int, list[str], str]:
     """Run a node script with NODE_PATH=modules: (exit status, its stdout lines, stderr).
-    on_line sees each stdout line as it comes (to act while the script runs)."""
+    Once stop is set, the script is killed (SIGKILL: a client that dies mid-request)."""
     process = await asyncio.create_subprocess_exec(
         need("node", client),
         str(script),
@@ -83,26 +83,22 @@ async def run_node(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    lines: list[str] = []
 
-    async def read_lines(stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            lines.append(line.decode().rstrip("\n"))
-            if on_line is not None:
-                on_line(lines[-1])
+    async def kill_when_stopped(stop: asyncio.Event) -> None:
+        await stop.wait()
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
 
+    killer = None if stop is None else asyncio.create_task(kill_when_stopped(stop))
     try:
-        _, err = await asyncio.wait_for(
-            asyncio.gather(read_lines(process.stdout), process.stderr.read()), timeout
-        )
-        await process.wait()
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
     finally:
+        if killer is not None:
+            killer.cancel()
         with contextlib.suppress(ProcessLookupError):
             process.kill()
     assert process.returncode is not None
-    return process.returncode, lines, err.decode()
+    return process.returncode, out.decode().splitlines(), err.decode()
 
 
 def last_json(lines: list[str], stderr: str) -> dict[str, object]:

@@ -4,12 +4,14 @@ FaultProxy acting as their load balancer, values on disk, and reading a value ba
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import dataclasses
 import hashlib
 import json
 import random
+import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,8 @@ def tus_js_modules() -> Path:
 class JsUpload:
     """What one run of tests/clients/tus_upload.js did."""
 
-    status: int  # 0 done, 1 failed, 3 stopped on purpose
-    result: dict[str, Any]
+    status: int  # 0 done, 1 failed, -9 killed by the test
+    result: dict[str, Any]  # its last line; {} when killed
     stderr: str
 
     @property
@@ -58,23 +60,20 @@ class JsUpload:
 
 
 async def tus_js_upload(
-    modules: Path, on_progress: Callable[[int], None] | None = None, **scenario: Any
+    modules: Path, kill: asyncio.Event | None = None, **scenario: Any
 ) -> JsUpload:
-    """Run the tus-js-client scenario (the keys of tests/clients/tus_upload.js);
-    on_progress sees the bytes sent as the client reports them."""
-
-    def seen(line: str) -> None:
-        if on_progress is not None and line.startswith('{"progress"'):
-            on_progress(json.loads(line)["progress"])
-
+    """Run the tus-js-client scenario (the keys of tests/clients/tus_upload.js),
+    killed (SIGKILL) once `kill` is set."""
     status, lines, err = await run_node(
         CLIENTS / "tus_upload.js",
         modules,
         TUS_JS,
         {"CASEVARS_TUS": json.dumps(scenario)},
         NODE_TIMEOUT_SECONDS,
-        seen,
+        kill,
     )
+    if status == -signal.SIGKILL:
+        return JsUpload(status, {}, err)
     return JsUpload(status, last_json(lines, err), err)
 
 
@@ -160,8 +159,8 @@ async def assert_value(
     expected: bytes,
     value_info: dict[str, str] | None = None,
 ) -> None:
-    """The variable holds expected, byte for byte, with ETag = its SHA-256 (and its
-    Repr-Digest, where the service sends one), and valueInfo has value_info's entries."""
+    """The variable holds expected, byte for byte, with ETag and Repr-Digest = its
+    SHA-256, and valueInfo has value_info's entries."""
     variable = f"{base}/case-instance/{case_id}/variables/{name}"
     async with session.get(variable + "/data") as response:
         body = await response.read()
@@ -171,8 +170,7 @@ async def assert_value(
     assert body == expected
     digest = hashlib.sha256(expected)
     assert headers["ETag"] == f'"{digest.hexdigest()}"'
-    if "Repr-Digest" in headers:
-        assert headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
+    assert headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
     if value_info is not None:
         async with session.get(variable) as response:
             described = await response.json()
@@ -194,3 +192,10 @@ def access_log(replica: Serve) -> list[dict[str, Any]]:
 def answered(replica: Serve, method: str) -> list[int]:
     """The statuses the replica answered requests of this method with, in order."""
     return [line["status"] for line in access_log(replica) if line.get("method") == method]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.1)

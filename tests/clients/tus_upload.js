@@ -8,21 +8,16 @@
 //                 finds them again in a later run (resume after the client stopped)
 //   chunkSize     bytes per PATCH (the client's default, one PATCH for the rest, if absent)
 //   retryDelays   milliseconds between retries (the client's default if absent)
-//   stopAfter     stop the process (exit 3, without a word to the server) once the
-//                 client reports this many bytes sent
 //   terminate     after the upload, terminate it (DELETE on its URL)
-// It prints {"progress": bytes} lines as each MiB more is sent, and as its last line
-// {"url", "exchanges": [{method, status, offset}], "resumedFrom", "terminated"} or
-// {"error", "status", "exchanges"}.
+// It prints as its last line {"url", "exchanges": [{method, status, offset}],
+// "resumedFrom", "terminated"} or {"error", "status", "body", "exchanges"}.
 'use strict';
 
 const fs = require('fs');
 const tus = require('tus-js-client');
 
-const MIB = 1024 * 1024;
 const scenario = JSON.parse(process.env.CASEVARS_TUS);
 const exchanges = [];
-let reported = 0;
 
 function print(value) {
   process.stdout.write(JSON.stringify(value) + '\n');
@@ -32,7 +27,6 @@ function options(resolve, reject) {
   const chosen = {
     endpoint: scenario.endpoint,
     metadata: scenario.metadata || {},
-    urlStorage: scenario.urlStorage ? new tus.FileUrlStorage(scenario.urlStorage) : undefined,
     onAfterResponse(req, res) {
       const offset = res.getHeader('Upload-Offset');
       exchanges.push({
@@ -41,20 +35,10 @@ function options(resolve, reject) {
         offset: offset === undefined || offset === null ? null : Number(offset),
       });
     },
-    onProgress(sent) {
-      if (scenario.stopAfter !== undefined && sent >= scenario.stopAfter) {
-        // The client stops as a killed process would: no request ends cleanly.
-        print({ stopped: sent, exchanges });
-        process.exit(3);
-      }
-      if (sent - reported >= MIB) {
-        reported = sent;
-        print({ progress: sent });
-      }
-    },
     onSuccess: () => resolve(),
     onError: (error) => reject(error),
   };
+  if (scenario.urlStorage) chosen.urlStorage = new tus.FileUrlStorage(scenario.urlStorage);
   if (scenario.chunkSize !== undefined) chosen.chunkSize = scenario.chunkSize;
   if (scenario.retryDelays !== undefined) chosen.retryDelays = scenario.retryDelays;
   return chosen;
