@@ -414,3 +414,28 @@ def _by_key_404(key: str, tenant: str) -> dict[str, object]:
         "message": f"No matching case definition with key: {key} and {tenant}",
         "code": None,
     }
+
+
+async def test_a_definition_has_no_diagram(client):
+    key = new_id("diagram")
+    plain = (await _create(client, f"/case-definition/key/{key}/create"))["caseDefinitionId"]
+    await _create(client, f"/case-definition/key/{key}/tenant-id/acme/create")
+    for path in (
+        f"/case-definition/{plain}/diagram",
+        f"/case-definition/key/{key}/diagram",
+        f"/case-definition/key/{key}/tenant-id/acme/diagram",
+    ):
+        response = await client.get(path)
+        assert response.status == 204, path
+        assert await response.read() == b""
+    unknown = f"{key}:1:00000000-0000-0000-0000-000000000000"
+    response = await client.get(f"/case-definition/{unknown}/diagram")
+    assert response.status == 404
+    assert await response.json() == {
+        "type": "NotFoundException",
+        "message": f"no deployed case definition found with id '{unknown}': caseDefinition is null",
+        "code": 0,
+    }
+    response = await client.get(f"/case-definition/key/{new_id('none')}/diagram")
+    assert response.status == 404
+    assert (await response.json())["type"] == "RestException"

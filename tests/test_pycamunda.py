@@ -1,7 +1,9 @@
 """pycamunda 0.6.1 (a Python Camunda client written by others, on `requests`) against a
-running `casevars serve`: its caseinst Get, GetList, Count, Complete, Close and
-Terminate, and casedef CreateInstance by key and by definition id, at Camunda's REST
-root /engine-rest. The client is synchronous, so each call runs in a thread."""
+running `casevars serve`, at Camunda's REST root /engine-rest: every request of its
+caseinst module (Get, GetList, Count, Complete, Close, Terminate), of its casedef module
+(CreateInstance, GetList, Count, Get, GetXML, GetDiagram, UpdateHistoryTimeToLive, by
+id, key and key and tenant) and of its variable module (the variable instances'
+GetList and Get). The client is synchronous, so each call runs in a thread."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import pycamunda
 import pycamunda.casedef
 import pycamunda.caseinst
+import pycamunda.variable
 import pytest
 
 from tests.conftest import new_id
@@ -137,3 +140,55 @@ async def test_create_by_definition_id(url):
     assert by_id.definition_id == definition_id
     listed = await _call(pycamunda.caseinst.GetList(url, case_definition_id=definition_id))
     assert sorted(case.id_ for case in listed) == sorted([by_key.id_, by_id.id_])
+
+
+async def test_case_definitions_read_their_document_diagram_and_time_to_live(url):
+    """casedef GetList, Count, Get, GetXML, GetDiagram and UpdateHistoryTimeToLive, by
+    id, by key and by key and tenant."""
+    key = new_id("defs")
+    plain = (await _create(url, key, "p")).definition_id
+    tenant = pycamunda.casedef.CreateInstance(url, key=key, tenant_id="acme", business_key="t")
+    acme = (await _call(tenant)).definition_id
+
+    listed = await _call(pycamunda.casedef.GetList(url, key=key, sort_by="id_"))
+    assert [definition.id_ for definition in listed] == sorted([plain, acme])
+    assert await _call(pycamunda.casedef.Count(url, key=key, tenant_id_in=["acme"])) == 1
+    for request, expected in [
+        (pycamunda.casedef.Get(url, id_=plain), plain),
+        (pycamunda.casedef.Get(url, key=key), plain),
+        (pycamunda.casedef.Get(url, key=key, tenant_id="acme"), acme),
+    ]:
+        found = await _call(request)
+        assert (found.id_, found.key, found.version) == (expected, key, 1)
+        assert found.history_time_to_live is None
+
+    xml = await _call(pycamunda.casedef.GetXML(url, key=key, tenant_id="acme"))
+    assert f'<case id="{key}"' in xml
+    assert await _call(pycamunda.casedef.GetDiagram(url, id_=plain)) == b""  # 204: none
+
+    await _call(pycamunda.casedef.UpdateHistoryTimeToLive(url, 45, key=key, tenant_id="acme"))
+    assert (await _call(pycamunda.casedef.Get(url, id_=acme))).history_time_to_live == 45
+    await _call(pycamunda.casedef.UpdateHistoryTimeToLive(url, None, id_=acme))
+    assert (await _call(pycamunda.casedef.Get(url, id_=acme))).history_time_to_live is None
+    with pytest.raises(pycamunda.NotFound, match="No matching case definition with key"):
+        await _call(pycamunda.casedef.GetXML(url, key=new_id("none")))
+
+
+async def test_variable_instances(url):
+    """variable GetList (GET /variable-instance) and Get (GET /variable-instance/{id})."""
+    key = new_id("vars")
+    case = await _create(url, key, "v", amount=12, note="hello")
+    listed = await _call(
+        pycamunda.variable.GetList(url, case_instance_id_in=[case.id_], sort_by="name")
+    )
+    assert [(found.name, found.value) for found in listed] == [("amount", 12), ("note", "hello")]
+    assert all(found.case_execution_id == case.id_ for found in listed)
+    assert all(found.process_instance_id is None for found in listed)
+    named = await _call(
+        pycamunda.variable.GetList(url, case_instance_id_in=[case.id_], name_like="no%")
+    )
+    assert [found.name for found in named] == ["note"]
+    one = await _call(pycamunda.variable.Get(url, listed[0].id_))
+    assert (one.id_, one.name, one.type_, one.value) == (listed[0].id_, "amount", "Integer", 12)
+    with pytest.raises(pycamunda.NotFound, match="Variable instance with Id"):
+        await _call(pycamunda.variable.Get(url, new_id("none")))

@@ -16,7 +16,7 @@ from aiohttp import web
 from service.camunda.cmmn import case_definition_xml
 from service.camunda.definitions import DEFINITION_VERSION, case_definition_id
 from service.camunda.queries import MAX_INTEGER, MIN_INTEGER
-from service.errors import BAD_USER_REQUEST, REST, InvalidInput, NotFound
+from service.errors import BAD_USER_REQUEST, INVALID_REQUEST, REST, InvalidInput, NotFound
 from service.http import keys, paths, query_params, variables
 from service.http.body import json_response, read_json
 from service.http.cases import case_instance_json
@@ -129,9 +129,10 @@ def case_definition_json(
     }
 
 
-def _unknown_id(definition_id: str) -> NotFound:
+def _unknown_id(definition_id: str, type_name: str = INVALID_REQUEST) -> NotFound:
     return NotFound(
         f"no deployed case definition found with id '{definition_id}': caseDefinition is null",
+        type_name=type_name,
         code=0,
     )
 
@@ -178,6 +179,16 @@ async def get_case_definition_xml(request: web.Request) -> web.Response:
     return json_response(
         {"id": definition_id, "cmmnXml": case_definition_xml(definition_id, key, history_ttl_days)}
     )
+
+
+async def get_case_definition_diagram(request: web.Request) -> web.Response:
+    """GET /case-definition/{id}/diagram (and by key): Camunda answers 204 for a
+    definition deployed without a diagram, as every casevars definition is. An unknown
+    id is the engine's own NotFoundException, which Camunda does not wrap here."""
+    definition_id = await _addressed(request)
+    if await request.app[keys.REPOSITORY].find_case_definition(definition_id) is None:
+        raise _unknown_id(definition_id, "NotFoundException")
+    return web.Response(status=204)
 
 
 async def put_history_time_to_live(request: web.Request) -> web.Response:

@@ -91,8 +91,8 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("GET", "/case-definition", definitions.list_case_definitions, "definition-list")
     route("GET", "/case-definition/count", definitions.count_case_definitions, "definition-count")
     # A definition by key and tenant, by key, or by id: the same three readings, its
-    # CMMN document and its history time to live. The key forms come first, so that
-    # /case-definition/key/xml is the definition of the key `xml`, as in Camunda.
+    # CMMN document, its (absent) diagram and its history time to live. The key forms
+    # come first, so that /case-definition/key/xml is the key `xml`, as in Camunda.
     for base, label in (
         (DEFINITION_KEY_TENANT, "definition-key-tenant"),
         (DEFINITION_KEY, "definition-key"),
@@ -100,6 +100,7 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     ):
         route("GET", base, definitions.get_case_definition, f"{label}-get")
         route("GET", base + "/xml", definitions.get_case_definition_xml, f"{label}-xml")
+        route("GET", base + "/diagram", definitions.get_case_definition_diagram, f"{label}-diagram")
         route(
             "PUT",
             base + "/history-time-to-live",

@@ -314,6 +314,23 @@ def _extra_paths(forms: list[tuple[str, str, list[Json], str]]) -> Json:
                 tags=_TAGS,
             )
         }
+        found[f"{path}/diagram"] = {
+            "get": operation(
+                f"getCaseDefinitionDiagram{suffix}",
+                "Get the diagram of a case definition",
+                "Camunda answers 204 for a definition deployed without a diagram, as every "
+                "casevars definition is.",
+                {
+                    "204": empty_response("No diagram."),
+                    **common(),
+                    **errors(
+                        s404=not_found.replace("`InvalidRequestException`", "`NotFoundException`")
+                    ),
+                },
+                parameters=parameters,
+                tags=_TAGS,
+            )
+        }
         found[f"{path}/history-time-to-live"] = {
             "put": operation(
                 f"updateHistoryTimeToLive{suffix}",
