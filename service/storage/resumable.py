@@ -432,28 +432,23 @@ class _Request:
         self._received = 0
 
     async def run(self, chunks: AsyncIterable[bytes]) -> int:
-        """The upload's offset after this request; UploadAborted (re-raised after what
-        arrived is kept) when the body ended early."""
+        """The upload's offset after this request. A body that ends early (UploadAborted,
+        or the request cancelled when its client goes) keeps what arrived, then the
+        error goes on."""
         session = self._session
         try:
             await self._first_buffer()
-            cut: UploadAborted | None = None
+            cut: BaseException | None = None
             try:
                 async for chunk in chunks:
                     await self._add(chunk)
-            except UploadAborted as error:
+            except (UploadAborted, asyncio.CancelledError) as error:
                 cut = error
-            await self._checkpoints.drain()
-            offset = self._row.offset + self._received
-            if cut is not None and self._patch.checks:
-                raise cut  # all or nothing: not all came
-            self._verify_body()
-            if offset == self._row.length:
-                await self._finish()
-                return offset
-            await self._checkpoints.write(offset, self._tail())
             if cut is not None:
+                # In a task of its own: a cancelled request still records its bytes.
+                await finish_even_if_cancelled(self._keep_received())
                 raise cut
+            offset = await self._conclude()
         except BaseException as error:
             # A discarded upload's multipart upload goes too; else a recorded one stays.
             keep = self._checkpoints.recorded and not isinstance(error, ValueMismatch)
@@ -463,6 +458,24 @@ class _Request:
             await finish_even_if_cancelled(self._checkpoints.close())
             await finish_even_if_cancelled(session.hasher.settled())
             session.buffers.close()
+        return offset
+
+    async def _keep_received(self) -> None:
+        """The body ended early: what arrived stays, unless a checksum was to verify it
+        (all or nothing)."""
+        await self._checkpoints.drain()
+        if not self._patch.checks:
+            await self._checkpoints.write(self._row.offset + self._received, self._tail())
+
+    async def _conclude(self) -> int:
+        """The whole body is in: verify it, then record it, or finish the upload."""
+        await self._checkpoints.drain()
+        self._verify_body()
+        offset = self._row.offset + self._received
+        if offset == self._row.length:
+            await self._finish()
+        else:
+            await self._checkpoints.write(offset, self._tail())
         return offset
 
     def _tail(self) -> memoryview | bytes:
