@@ -35,7 +35,8 @@ class Progress:
         self._verb, self._total, self._stream = verb, total, stream
         self._live = stream.isatty()
         self.done = done
-        self.moved = 0  # bytes moved by this run, resent ones included
+        self._start = done  # where this run began
+        self.moved = 0  # bytes moved by this run, those sent again after a cut included
         self.resumed: int | None = done or None
         self._started = self._drawn_at = time.monotonic()
         self._drawn = False
@@ -65,6 +66,8 @@ class Progress:
         sent before a cut were lost), and say so."""
         self.done = offset
         self.resumed = offset or None
+        if not self.moved:
+            self._start = offset
 
     def note(self, text: str) -> None:
         """A message on a line of its own; the bar is drawn again below it."""
@@ -81,10 +84,13 @@ class Progress:
         else:
             elapsed = now - self._started
             rate = format_size(self.moved / max(elapsed, 1e-6))
-            resumed = f", resumed at {format_size(self.resumed)}" if self.resumed else ""
-            self._stream.write(
-                f"{self._verb} {self.moved} bytes in {elapsed:.1f} s ({rate}/s){resumed}\n"
-            )
+            net = self.done - self._start
+            line = f"{self._verb} {net} bytes in {elapsed:.1f} s ({rate}/s)"
+            if self.moved > net:
+                line += f", {self.moved - net} sent again after cuts"
+            if self.resumed:
+                line += f", resumed at {format_size(self.resumed)}"
+            self._stream.write(line + "\n")
         self._stream.flush()
 
     def _end_line(self) -> None:

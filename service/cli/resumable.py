@@ -232,10 +232,8 @@ async def _wait_to_retry(
     policy: RetryPolicy, failures: int, retry: _Retry, hint: str, note: Callable[[str], None]
 ) -> None:
     if failures > policy.retries:
-        raise GaveUp(
-            f"gave up after {failures} failed attempts in a row ({retry}); "
-            f"run the same command again to {hint}"
-        )
+        attempts = "1 failed attempt" if failures == 1 else f"{failures} failed attempts in a row"
+        raise GaveUp(f"gave up after {attempts} ({retry}); run the same command again to {hint}")
     delay = policy.delay(failures)
     note(f"{retry}: trying again in {delay:.1f} s (retry {failures} of {policy.retries})")
     await asyncio.sleep(delay)
