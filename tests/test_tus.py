@@ -575,3 +575,191 @@ async def test_a_body_cut_short_keeps_what_arrived(client, case_id):
     assert await value_of(client, case_id, "doc") == (200, content, etag(content))
     metrics = await (await client.get("/metrics")).text()
     assert f"casevars_resumable_bytes_resumed_total {float(len(content) - sent)}" in metrics
+
+
+# --- outcomes at commit time, each leaving nothing behind --------------------------
+
+
+async def test_the_case_instance_deleted_meanwhile_takes_the_upload_with_it(world):
+    client, case_id = world.client, await world.case()
+    content = pattern(TEST_PART_SIZE + 100)
+    url = await create(client, case_id, "doc", len(content))
+    assert (await patch(client, url, 0, content[: TEST_PART_SIZE + 10])).status == 204
+    assert len(await world.open_multipart()) == 1
+    assert (await client.delete(f"/case-instance/{case_id}")).status == 204
+    await create_case(client, case_id)  # the same id again: another instance
+    await error_of(
+        await patch(client, url, TEST_PART_SIZE + 10, content[TEST_PART_SIZE + 10 :]), 404
+    )
+    assert (await client.head(url, headers=TUS)).status == 404
+    assert (await client.get(f"/case-instance/{case_id}/variables/doc")).status == 404
+    await world.assert_clean()
+    assert await world.open_multipart() == []
+    assert await world.db.fetchval("SELECT count(*) FROM blob") == 0
+
+
+async def test_a_case_instance_closed_meanwhile_gets_the_post_s_404(world):
+    client, case_id = world.client, await world.case()
+    url = await create(client, case_id, "doc", 6)
+    assert (await patch(client, url, 0, b"abc")).status == 204
+    for transition in ("complete", "close"):
+        response = await client.post(f"/case-instance/{case_id}/{transition}", json={})
+        assert response.status == 204, await response.text()
+    body = await error_of(await patch(client, url, 3, b"def"), 404)
+    assert body["message"] == (
+        f"Cannot put case execution variable doc: There does not exist any case execution "
+        f"with id: '{case_id}': caseExecution is null"
+    )
+    assert (await client.head(url, headers=TUS)).status == 404
+    await world.assert_clean()
+    assert await world.db.fetchval("SELECT count(*) FROM blob") == 0
+
+
+async def test_a_variable_deleted_meanwhile_is_written_again(world):
+    client, case_id = world.client, await world.case()
+    await create_then_finish(client, case_id, "doc", b"first")
+    url = await create(client, case_id, "doc", 6)
+    assert (await patch(client, url, 0, b"sec")).status == 204
+    assert (await client.delete(f"/case-instance/{case_id}/variables/doc")).status == 204
+    assert (await patch(client, url, 3, b"ond")).status == 204
+    assert await value_of(client, case_id, "doc") == (200, b"second", etag(b"second"))
+    await world.assert_clean()
+    assert await world.db.fetchval("SELECT count(*) FROM blob") == 1
+
+
+async def test_two_uploads_to_one_variable_each_commit_and_the_later_wins(world):
+    client, case_id = world.client, await world.case()
+    slow = await create(client, case_id, "doc", 4)
+    fast = await create(client, case_id, "doc", 4)
+    assert (await patch(client, slow, 0, b"sl")).status == 204
+    assert (await patch(client, fast, 0, b"fast")).status == 204
+    assert await value_of(client, case_id, "doc") == (200, b"fast", etag(b"fast"))
+    assert (await patch(client, slow, 2, b"ow")).status == 204
+    assert await value_of(client, case_id, "doc") == (200, b"slow", etag(b"slow"))
+    await world.assert_clean()
+    assert await world.db.fetchval("SELECT count(*) FROM blob WHERE state = 'live'") == 1
+
+
+async def test_an_expired_upload_is_410_then_collected_and_404(world):
+    client, case_id = world.client, await world.case()
+    content = pattern(TEST_PART_SIZE + 100)
+    url = await create(client, case_id, "doc", len(content))
+    assert (await patch(client, url, 0, content[: TEST_PART_SIZE + 50])).status == 204
+    await world.db.execute("UPDATE upload SET expires_at = now() - interval '1 second'")
+    assert (await client.head(url, headers=TUS)).status == 410
+    await error_of(
+        await patch(client, url, TEST_PART_SIZE + 50, content[TEST_PART_SIZE + 50 :]), 410
+    )
+    result = await world.collect()
+    assert result.uploads_expired == 1
+    assert (await client.head(url, headers=TUS)).status == 404
+    assert await world.open_multipart() == []
+    await world.assert_clean()
+    assert await world.db.fetchval("SELECT count(*) FROM blob") == 0
+
+
+async def test_an_open_upload_outlives_the_collector_s_stale_sweeps(world):
+    """A pending timeout of 0 collects every crashed upload at once, never a live one."""
+    client, case_id = world.client, await world.case()
+    content = pattern(2 * TEST_PART_SIZE + 100)
+    url = await create(client, case_id, "doc", len(content))
+    assert (await patch(client, url, 0, content[: TEST_PART_SIZE + 10])).status == 204
+    result = await world.collect()
+    assert (result.pending_deleted, result.uploads_aborted, result.uploads_expired) == (0, 0, 0)
+    assert len(await world.open_multipart()) == 1
+    assert (
+        await patch(client, url, TEST_PART_SIZE + 10, content[TEST_PART_SIZE + 10 :])
+    ).status == 204
+    assert await value_of(client, case_id, "doc") == (200, content, etag(content))
+    await world.assert_clean()
+
+
+async def test_terminating_an_open_upload_leaves_nothing(world):
+    client, case_id = world.client, await world.case()
+    await create_then_finish(client, case_id, "doc", b"old")
+    content = pattern(TEST_PART_SIZE + 100)
+    url = await create(client, case_id, "doc", len(content))
+    assert (await patch(client, url, 0, content[: TEST_PART_SIZE + 10])).status == 204
+    response = await client.delete(url, headers=TUS)
+    assert response.status == 204
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert (await client.head(url, headers=TUS)).status == 404
+    await error_of(await client.delete(url, headers=TUS), 404)
+    assert await world.open_multipart() == []
+    assert await value_of(client, case_id, "doc") == (200, b"old", etag(b"old"))
+    await world.assert_clean()
+    assert await world.db.fetchval("SELECT count(*) FROM blob") == 1
+
+
+async def test_a_finished_upload_stays_visible_and_its_termination_keeps_the_value(world):
+    client, case_id = world.client, await world.case()
+    url = await create_then_finish(client, case_id, "doc", b"done")
+    head = await client.head(url, headers=TUS)
+    assert (head.status, head.headers["Upload-Offset"], head.headers["Upload-Length"]) == (
+        200,
+        "4",
+        "4",
+    )
+    # A client whose last answer was lost may send its last PATCH again: nothing is added.
+    assert (await patch(client, url, 4, b"")).status == 204
+    await error_of(await patch(client, url, 4, b"more"), 413)
+    assert (await client.delete(url, headers=TUS)).status == 204
+    assert (await client.head(url, headers=TUS)).status == 404
+    assert await value_of(client, case_id, "doc") == (200, b"done", etag(b"done"))
+    await world.assert_clean()
+
+
+async def test_an_unknown_case_instance_is_404_unless_auto_created(make_client):
+    client = await make_client()
+    case_id = new_id()
+    body = await error_of(
+        await client.post(uploads_path(case_id, "doc"), headers={**TUS, "Upload-Length": "1"}), 404
+    )
+    assert "There does not exist any case execution" in body["message"]
+    auto = await make_client(auto_create_case_instances=True)
+    url = await create(auto, case_id, "doc", 2)
+    assert (await patch(auto, url, 0, b"ok")).status == 204
+    assert await value_of(auto, case_id, "doc") == (200, b"ok", etag(b"ok"))
+
+
+async def test_the_cap_on_open_uploads_answers_503_and_counts_in_metrics(world, make_client):
+    client = await make_client(endpoints_override=world.endpoints, max_open_uploads=2)
+    case_id = await world.case()
+    urls = [await create(client, case_id, f"v{i}", 1) for i in range(2)]
+    body = await error_of(
+        await client.post(uploads_path(case_id, "v3"), headers={**TUS, "Upload-Length": "1"}), 503
+    )
+    assert "CASEVARS_MAX_OPEN_UPLOADS" in body["message"]
+    metrics = await (await client.get("/metrics")).text()
+    assert "casevars_resumable_uploads_open 2.0" in metrics
+    assert (await patch(client, urls[0], 0, b"x")).status == 204  # committed: no longer open
+    await create(client, case_id, "v3", 1)
+
+
+async def test_every_upload_route_needs_credentials_when_auth_is_on(make_client, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("s3cr3t-token-for-tus-tests\n")
+    client = await make_client(auth_tokens_file=tokens)
+    bearer = {"Authorization": "Bearer s3cr3t-token-for-tus-tests"}
+    case_id = new_id()
+    assert (await client.put(f"/case-instance/{case_id}", headers=bearer)).status == 201
+    path = uploads_path(case_id, "doc")
+    url = path + "/" + "0" * 32
+    for method, target in (
+        ("OPTIONS", path),
+        ("POST", path),
+        ("OPTIONS", url),
+        ("HEAD", url),
+        ("PATCH", url),
+        ("DELETE", url),
+    ):
+        response = await client.request(method, target, headers={**OCTETS, "Upload-Length": "1"})
+        assert response.status == 401, (method, target)
+        assert response.headers["Tus-Resumable"] == "1.0.0"
+    response = await client.post(path, headers={**TUS, **bearer, "Upload-Length": "2"})
+    assert response.status == 201
+    location = response.headers["Location"]
+    sent = await client.patch(
+        location, data=b"ok", headers={**OCTETS, **bearer, "Upload-Offset": "0"}
+    )
+    assert sent.status == 204

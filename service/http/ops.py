@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -46,5 +47,11 @@ async def ready(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """The app's metrics in Prometheus text format (OpenMetrics when the scraper asks)."""
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encode(request.app[METRICS].registry)
+    metrics = request.app[METRICS]
+    # Open resumable uploads are counted in Postgres, the one place that knows them all;
+    # without Postgres the gauge keeps its last value.
+    with contextlib.suppress(TimeoutError, Unavailable):
+        count = request.app[keys.UPLOADS].rows.count_open()
+        metrics.tus_uploads_open.set(await asyncio.wait_for(count, READY_CHECK_TIMEOUT_SECONDS))
+    body = encode(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": content_type})
