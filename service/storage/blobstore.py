@@ -20,7 +20,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import aiobotocore.session
 import botocore.exceptions
@@ -43,6 +43,8 @@ T = TypeVar("T")
 WRITE_SLICE_BYTES = 1024 * 1024
 # Parts at least this large are hashed in a worker thread; smaller ones at once.
 THREAD_HASH_BYTES = 1024 * 1024
+# What is read of a part before its buffer is taken (copied into it then).
+FIRST_BYTES = 64 * 1024
 # Size of the chunks a download is read from S3 in.
 READ_CHUNK_BYTES = 1024 * 1024
 # DeleteObjects takes at most 1,000 keys per request.
@@ -180,6 +182,43 @@ async def finish_even_if_cancelled(call: Awaitable[T]) -> T:
     return task.result()
 
 
+@runtime_checkable
+class Filler(Protocol):
+    """A value's bytes written straight into the buffers it is uploaded from."""
+
+    async def fill(self, buffer: mmap.mmap | bytearray, start: int, stop: int) -> int:
+        """Write the value's next bytes to buffer[start:stop] (stop > start): how many,
+        0 once the value has ended."""
+        ...
+
+
+# What a value is streamed from: chunks as they arrive, or a Filler.
+ValueSource = AsyncIterable[bytes] | Filler
+
+
+class _ChunkFiller:
+    """A Filler of chunks: each is copied into the buffers as it comes."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = aiter(chunks)
+        self._view = memoryview(b"")
+
+    async def fill(self, buffer: mmap.mmap | bytearray, start: int, stop: int) -> int:
+        while not self._view:
+            try:
+                self._view = memoryview(await anext(self._chunks))
+            except StopAsyncIteration:
+                return 0
+        added = min(len(self._view), stop - start)
+        buffer[start : start + added] = self._view[:added]
+        self._view = self._view[added:]
+        return added
+
+
+def as_filler(source: ValueSource) -> Filler:
+    return source if isinstance(source, Filler) else _ChunkFiller(source)
+
+
 class BlobStore:
     """The verbs casevars needs from S3, on one bucket."""
 
@@ -261,18 +300,19 @@ class BlobStore:
     async def put_stream(
         self,
         key: str,
-        chunks: AsyncIterable[bytes],
+        source: ValueSource,
         *,
         max_bytes: int,
         size_hint: int | None = None,
     ) -> Blob:
-        """Stream chunks into the object `key`; ValueTooLarge past max_bytes (or past
+        """Stream the source's bytes into the object `key`: chunks, or a Filler that
+        writes them into the part buffers itself. ValueTooLarge past max_bytes (or past
         what parts that fit the memory budget hold). size_hint: the value is known to be
         at most this long (the request's Content-Length), so a small value takes only
         the buffer it needs from the budget.
 
         Memory stays at (parts in flight + 1) part buffers whatever the size of the
-        value, all taken from the budget: the chunks are not read while the budget has
+        value, all taken from the budget: the source is not read while the budget has
         no buffer to spare (see _Buffers). On any error or cancellation a multipart
         upload is aborted before the exception leaves (or, if S3 is down, retried in
         the background); nothing is left in S3 but what a completed call reports.
@@ -297,25 +337,32 @@ class BlobStore:
                 first if size_hint is None else max(1, min(first, size_hint))
             )
             filled = 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ValueTooLarge(max_bytes)
-                view = memoryview(chunk)
-                while view:
-                    part_size = part_size_for(upload.parts_sent, self._part_size)
-                    if buffer is None:
-                        buffer, filled = await buffers.take(part_size), 0
-                    elif filled == len(buffer):
+            fill = as_filler(source).fill
+            while True:
+                part_size = part_size_for(upload.parts_sent, self._part_size)
+                if buffer is None:
+                    # The next part's buffer is taken once its first bytes are here, not
+                    # before: a client that stops between parts holds no part buffer.
+                    first_bytes = bytearray(FIRST_BYTES)
+                    added = await fill(first_bytes, 0, FIRST_BYTES)
+                    if not added:
+                        break
+                    buffer, filled = await buffers.take(part_size), added
+                    buffer[:added] = first_bytes[:added]
+                else:
+                    if filled == len(buffer):
                         # The size hint was wrong: the value goes on, in full-size parts.
                         buffer = await buffers.grow(buffer, filled, part_size)
-                    take = min(len(view), len(buffer) - filled)
-                    buffer[filled : filled + take] = view[:take]
-                    filled += take
-                    view = view[take:]
-                    if filled == part_size:
-                        _ = await upload.send(buffer, filled, await hasher.add(buffer, filled))
-                        buffer = None
+                    added = await fill(buffer, filled, min(len(buffer), part_size))
+                    if not added:
+                        break
+                    filled += added
+                size += added
+                if size > max_bytes:
+                    raise ValueTooLarge(max_bytes)
+                if filled == part_size:
+                    _ = await upload.send(buffer, filled, await hasher.add(buffer, filled))
+                    buffer = None
             hashed = None if buffer is None else await hasher.add(buffer, filled)
             await upload.finish(buffer, filled, hashed)
             sha256 = await hasher.digest()

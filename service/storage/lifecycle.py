@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Self
 
 from service.errors import Unavailable
-from service.storage.blobstore import Blob, BlobStore, finish_even_if_cancelled
+from service.storage.blobstore import Blob, BlobStore, ValueSource, finish_even_if_cancelled
 from service.storage.repository import LostPendingBlob, Repository
 
 
@@ -63,11 +63,12 @@ class NewBlobs:
         return key
 
     async def put_stream(
-        self, chunks: AsyncIterable[bytes], *, max_bytes: int, size_hint: int | None = None
+        self, source: ValueSource, *, max_bytes: int, size_hint: int | None = None
     ) -> Blob:
-        """Stream chunks into a new pending blob; ValueTooLarge past max_bytes."""
+        """Stream chunks, or a Filler's bytes, into a new pending blob; ValueTooLarge
+        past max_bytes."""
         return await self._store.put_stream(
-            await self._new_key(), chunks, max_bytes=max_bytes, size_hint=size_hint
+            await self._new_key(), source, max_bytes=max_bytes, size_hint=size_hint
         )
 
     async def put_bytes(self, content: bytes) -> Blob:
