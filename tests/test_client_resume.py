@@ -367,6 +367,16 @@ async def test_refusals(serve, session, tmp_path) -> None:
     status, _, err = await put(tmp_path, url, "no-such-case", "v", str(source))
     assert "HTTP 404" in one_line_error(status, err)
     assert state_files(tmp_path) == []
+    # Larger than the service takes (tests/serving.py: 1 GiB): refused before it is hashed.
+    huge = tmp_path / "huge.bin"
+    with huge.open("wb") as sparse:
+        sparse.truncate(1024 * MIB + 1)
+    status, _, err = await put(tmp_path, url, case_id, "v", str(huge))
+    assert one_line_error(status, err) == (
+        f"casevars: {huge} is {1024 * MIB + 1} bytes, larger than the {1024 * MIB} bytes the "
+        "service takes (its Tus-Max-Size)"
+    )
+    assert "hashed" not in err
     for flag, value in [("--retries", "-1"), ("--retry-delay", "soon"), ("--resumable-above", "x")]:
         status, _, err = await put(tmp_path, url, case_id, "v", str(source), flag, value)
         assert status == 2

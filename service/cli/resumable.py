@@ -174,6 +174,8 @@ async def _create(
     session: aiohttp.ClientSession, destination: Destination, path: Path, policy: RetryPolicy
 ) -> UploadState:
     info = await asyncio.to_thread(path.stat)
+    url = destination.service.uploads_url(destination.case_id, destination.variable)
+    await _preflight(session, url, path, info.st_size, credentials=destination.service.credentials)
     sha256 = await sha256_of(path, info.st_size)
     if (await asyncio.to_thread(path.stat)).st_mtime_ns != info.st_mtime_ns:
         raise ClientError(f"{shown(str(path))} changed while it was hashed")
@@ -183,7 +185,6 @@ async def _create(
         "Upload-Metadata": _metadata(destination),
         "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:",
     }
-    url = destination.service.uploads_url(destination.case_id, destination.variable)
     location: URL | None = None
     failures = 0
     while location is None:
@@ -203,6 +204,28 @@ async def _create(
         sha256=sha256,
         offset=0,
     )
+
+
+async def _preflight(
+    session: aiohttp.ClientSession, url: URL, path: Path, size: int, *, credentials: bool
+) -> None:
+    """OPTIONS before the file is read to be hashed: a file larger than the service's
+    Tus-Max-Size, or credentials it refuses, fail at once rather than after a read of
+    the whole file. Other answers are left to the creation request."""
+    try:
+        async with session.options(url) as response:
+            if response.status == 401:
+                raise await refusal(response, credentials=credentials)
+            largest = response.headers.get("Tus-Max-Size", "")
+    except aiohttp.ClientConnectorError:
+        raise
+    except CONNECTION_ERRORS:
+        return
+    if largest.isdigit() and size > int(largest):
+        raise ClientError(
+            f"{shown(str(path))} is {size} bytes, larger than the {largest} bytes the "
+            "service takes (its Tus-Max-Size)"
+        )
 
 
 async def _post_creation(
