@@ -123,6 +123,7 @@ def _example_path(path: str) -> str:
         name=openapi.EXAMPLE_VARIABLE,
         key=openapi.EXAMPLE_KEY,
         tenantId="acme",
+        uploadId="0" * 32,
     )
 
 

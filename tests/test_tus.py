@@ -21,7 +21,7 @@ from service.config import MIB, Endpoints
 from service.http import keys
 from service.http.digests import repr_digest
 from service.storage import blobstore, check, collector
-from tests.conftest import TEST_PART_SIZE, new_id, settings_for_tests
+from tests.conftest import ROOT, TEST_PART_SIZE, new_id, settings_for_tests
 from tests.forms import create_case, data_url, pattern
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -763,3 +763,20 @@ async def test_every_upload_route_needs_credentials_when_auth_is_on(make_client,
         location, data=b"ok", headers={**OCTETS, **bearer, "Upload-Offset": "0"}
     )
     assert sent.status == 204
+
+
+async def test_the_readme_s_curl_example_uploads_a_file(client, case_id, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("url=http://127.0.0.1:8080/case-instance/claim-42/variables/scan/uploads")
+    script = readme[start : readme.index("```", start)]
+    base = f"http://{client.server.host}:{client.server.port}"
+    script = script.replace("http://127.0.0.1:8080", base).replace("claim-42", case_id)
+    content = pattern(TEST_PART_SIZE + 1234)
+    (tmp_path / "scan.tif").write_bytes(content)
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path
+    )
+    assert await asyncio.wait_for(process.wait(), 60) == 0
+    body = await (await client.get(f"/case-instance/{case_id}/variables/scan")).json()
+    assert body["valueInfo"] == {"filename": "scan.tif", "mimeType": "image/tiff"}
+    assert await value_of(client, case_id, "scan") == (200, content, etag(content))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 
@@ -48,6 +49,9 @@ from service.storage.upload_rows import (
 )
 
 TUS_VERSION = "1.0.0"
+# Offsets and lengths fit Postgres's bigint (S3 objects stop at 5 TiB, 13 digits).
+MAX_NUMBER_DIGITS = 18
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 TUS_EXTENSIONS = (
     "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
 )
@@ -137,9 +141,18 @@ def _number(request: web.Request, header: str) -> int | None:
     if raw is None:
         return None
     text = raw.strip()
-    if not text.isdigit() or not text.isascii() or len(text) > 19:
+    if not text.isdigit() or not text.isascii() or len(text) > MAX_NUMBER_DIGITS:
         raise InvalidInput(f"{header} must be a non-negative integer, not '{raw}'")
     return int(text)
+
+
+def _upload_id(request: web.Request) -> str:
+    """The upload id of the path: ids are made here (32 hex digits), so anything else
+    names no upload."""
+    upload_id = request.match_info["uploadId"]
+    if not UPLOAD_ID.fullmatch(upload_id):
+        raise UploadNotFound(upload_id)
+    return upload_id
 
 
 def _sends_bytes(request: web.Request) -> bool:
@@ -253,8 +266,8 @@ async def head(request: web.Request) -> web.Response:
     """HEAD .../uploads/{uploadId}: the offset (and length, metadata, expiry)."""
     _check_version(request)
     case_id, name = paths.case_id(request), paths.variable_name(request)
-    upload_id = request.match_info["uploadId"]
     with _translated(case_id, name):
+        upload_id = _upload_id(request)
         row = await request.app[keys.UPLOADS].head(upload_id, case_id, name)
         if row.expired:
             raise UploadExpired(upload_id)
@@ -286,13 +299,14 @@ async def patch(request: web.Request) -> web.Response:
     offset = _number(request, "Upload-Offset")
     if offset is None:
         raise InvalidInput("Upload-Offset is required")
-    progress = await _patch(request, request.match_info["uploadId"], offset, _checks(request))
+    progress = await _patch(request, None, offset, _checks(request))
     return web.Response(status=204, headers=_progress_headers(progress))
 
 
 async def _patch(
-    request: web.Request, upload_id: str, offset: int, checks: list[BodyCheck]
+    request: web.Request, upload_id: str | None, offset: int, checks: list[BodyCheck]
 ) -> Progress:
+    """The body into the upload (None: the one the path names)."""
     case_id, name = paths.case_id(request), paths.variable_name(request)
     metrics = request.app[METRICS]
     patch = Patch(
@@ -306,7 +320,11 @@ async def _patch(
     try:
         with _translated(case_id, name):
             return await request.app[keys.UPLOADS].patch(
-                upload_id, case_id, name, patch, resumed=metrics.tus_bytes_resumed.inc
+                upload_id or _upload_id(request),
+                case_id,
+                name,
+                patch,
+                resumed=metrics.tus_bytes_resumed.inc,
             )
     except (ChecksumMismatch, digests.DigestMismatch):
         metrics.tus_checksum_mismatches.inc()
@@ -319,5 +337,5 @@ async def delete(request: web.Request) -> web.Response:
     _check_version(request)
     case_id, name = paths.case_id(request), paths.variable_name(request)
     with _translated(case_id, name):
-        await request.app[keys.UPLOADS].terminate(request.match_info["uploadId"], case_id, name)
+        await request.app[keys.UPLOADS].terminate(_upload_id(request), case_id, name)
     return web.Response(status=204)

@@ -28,6 +28,7 @@ from service.http.openapi import (
     definitions,
     lifecycle,
     operations,
+    tus,
     variable_instances,
     variables,
 )
@@ -71,6 +72,7 @@ def _built() -> Json:
             *lifecycle.tags(),
             *case_activities.tags(),
             *variable_instances.tags(),
+            *tus.tags(),
         ],
         "servers": operations.servers(),
         "security": operations.security(),
@@ -84,6 +86,7 @@ def _built() -> Json:
             **case_executions.paths(),
             **variables.paths(),
             **variable_instances.paths(),
+            **tus.paths(),
         },
         "components": {
             "schemas": {
