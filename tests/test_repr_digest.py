@@ -16,6 +16,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from tests.forms import (
     pattern,
     variable_row,
 )
-from tests.test_faults import collect_and_check, collect_and_check_commands
+from tests.test_faults import collect_and_check, collect_and_check_commands, settled, wait_for
 
 PREVIOUS = pattern(5000, seed=1)
 # More than a part: the new value goes to S3 as a multipart upload.
@@ -236,6 +237,49 @@ async def test_a_body_going_on_after_the_form_is_hashed_up_to_a_limit(client, ca
     assert refused.status == 400
     assert "after the form's closing delimiter" in (await refused.json())["message"]
     assert await _served(client, case_id) == VALUE
+
+
+async def test_a_chunked_body_in_small_pieces_is_hashed_whole(client, case_id):
+    """Transfer-Encoding: chunked, in pieces that split every boundary: the digest is of
+    the content, after the chunk framing is gone."""
+    form = body(part("valueType", b"Bytes"), _data(VALUE))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(form), 4099):
+            yield form[start : start + 4099]
+
+    response = await client.post(
+        data_url(case_id, "v"),
+        data=pieces(),
+        headers={"Content-Type": FORM, "Content-Digest": sha256_field(form)},
+    )
+    assert response.status == 204, await response.text()
+    assert await _served(client, case_id) == VALUE
+
+
+async def test_a_client_gone_mid_body_leaves_nothing_pending(client, db, s3, endpoints, case_id):
+    """With a Content-Digest the body goes through the hashing stream; a client that goes
+    away mid-value still ends as any other: the previous value, no pending blob, no
+    open multipart upload."""
+    form = body(_data(VALUE))
+    head = (
+        f"POST {data_url(case_id, 'v')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {len(form)}\r\n"
+        f"Content-Digest: {sha256_field(form)}\r\n\r\n"
+    ).encode()
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(head + form[: len(form) // 2])
+    await writer.drain()
+    await wait_for(lambda: _has_pending(db, endpoints))
+    writer.transport.abort()
+    await wait_for(lambda: settled(db, s3, endpoints))
+    assert await _served(client, case_id) == PREVIOUS
+    report = await collect_and_check(endpoints)
+    assert report["live"] == 1
+
+
+async def _has_pending(db: Any, endpoints: Endpoints) -> bool:
+    return "pending" in (await blob_states(db, endpoints.s3_prefix)).values()
 
 
 async def test_a_content_digest_on_a_content_coded_body_is_400(client, case_id):
