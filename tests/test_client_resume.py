@@ -331,14 +331,18 @@ async def test_a_put_without_resume_starts_over_and_drops_the_earlier_upload(
 ) -> None:
     case_id = await new_case(session, serve)
     source = value_file(tmp_path)
-    args = (case_id, "big", str(source), "--retries", "0")
+    args = (case_id, "big", str(source))
     running = await start_put(tmp_path, base_of(proxy.port), *args)
-    await cut_at(proxy, CUT)
+    proxy.freeze_after(CUT)
+    await asyncio.wait_for(proxy.frozen.wait(), CLI_TIMEOUT_SECONDS)
+    running.send_signal(signal.SIGINT)  # Ctrl-C
     status, _, err = await finished(running)
-    assert status == EXIT_GAVE_UP
-    assert one_line_error(status, err).startswith("casevars: gave up after 1 failed attempt (")
+    assert status == 130
+    assert one_line_error(status, err) == "casevars: interrupted"
+    assert "the upload is kept: the same command with --resume continues it\n" in err
     [file] = state_files(tmp_path)
     earlier = json.loads(file.read_text())["upload_url"]
+    await proxy.cut()
     await reopen(proxy)
 
     status, out, err = await put(tmp_path, base_of(proxy.port), *args)

@@ -100,6 +100,9 @@ async def put_resumable(
         sender = _Sender(session, state, file, policy, credentials=service.credentials)
         try:
             await sender.send(offset)
+        except asyncio.CancelledError:  # Ctrl-C
+            sys.stderr.write("the upload is kept: the same command with --resume continues it\n")
+            raise
         except UploadGone:
             await asyncio.to_thread(upload_state.remove, file)
             raise
