@@ -667,6 +667,19 @@ async def test_an_open_upload_outlives_the_collector_s_stale_sweeps(world):
     result = await world.collect()
     assert (result.pending_deleted, result.uploads_aborted, result.uploads_expired) == (0, 0, 0)
     assert len(await world.open_multipart()) == 1
+    report = await check.check(
+        world.endpoints.dsn,
+        world.store,
+        prefix=world.endpoints.s3_prefix,
+        pending_timeout_seconds=0,
+    )
+    assert report.consistent
+    assert (report.pending, report.pending_stale, report.uploads, report.uploads_stale) == (
+        1,
+        0,
+        1,
+        0,
+    )
     assert (
         await patch(client, url, TEST_PART_SIZE + 10, content[TEST_PART_SIZE + 10 :])
     ).status == 204

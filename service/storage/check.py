@@ -139,12 +139,18 @@ _COUNTS = """
     SELECT
         count(*) FILTER (WHERE state = 'live') AS live,
         count(*) FILTER (WHERE state = 'pending') AS pending,
-        count(*) FILTER (WHERE state = 'pending' AND created_at <= $2) AS pending_stale,
+        count(*) FILTER (
+            WHERE state = 'pending' AND created_at <= $2
+              -- an open resumable upload's blob is pending as long as the upload lives
+              AND NOT EXISTS (SELECT 1 FROM upload u WHERE u.blob_key = blob.key)
+        ) AS pending_stale,
         count(*) FILTER (WHERE state = 'garbage') AS garbage,
         count(*) FILTER (WHERE state = 'garbage' AND delete_after <= $3) AS garbage_due,
         count(*) FILTER (WHERE NOT starts_with(key, $1)) AS rows_outside_prefix
     FROM blob
 """
+
+_LIVE_MULTIPART = "SELECT s3_upload_id FROM upload WHERE s3_upload_id IS NOT NULL"
 
 
 async def check(
@@ -181,10 +187,12 @@ async def check(
         ):
             await _merge(rows, objects, verifier)
         await verifier.flush()
+        # The multipart uploads open resumable uploads go on with are not stale.
+        live = {row[0] for row in await connection.fetch(_LIVE_MULTIPART)}
     stale = now - timedelta(seconds=pending_timeout_seconds)
     async for upload in store.iter_uploads(prefix):
         report.uploads += 1
-        report.uploads_stale += upload.initiated <= stale
+        report.uploads_stale += upload.initiated <= stale and upload.upload_id not in live
     return report
 
 
