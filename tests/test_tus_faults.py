@@ -142,7 +142,7 @@ async def test_a_sigkilled_replica_loses_at_most_the_patch_in_flight(endpoints, 
             proxy.freeze_after(6 * MIB)
             rest = asyncio.create_task(asyncio.to_thread(client.upload))
             await asyncio.wait_for(proxy.frozen.wait(), 30)
-            await asyncio.sleep(SETTLE_SECONDS)
+            await wait_for_offset(endpoints, case_id, 15 * MIB)  # the third part's checkpoint
             first.process.kill()
             first.process.wait()
             await switch(proxy, second)
@@ -177,7 +177,7 @@ async def test_s3_down_mid_patch_then_tus_js_client_resumes(endpoints, session, 
             )
         )
         await asyncio.wait_for(proxy.frozen.wait(), 30)
-        await asyncio.sleep(SETTLE_SECONDS)  # the first part is in S3
+        await wait_for_offset(endpoints, case_id, 5 * MIB)  # the first part is in S3
         await s3.cut()
         proxy.thaw()  # the second part fills up and cannot go to S3
         await wait_until(lambda: any(s >= 500 for s in answered(replica, "PATCH")))
@@ -219,7 +219,7 @@ async def test_postgres_down_at_commit_keeps_the_old_value_until_tuspy_resumes(
         # object is whole in S3 and the commit cannot be written.
         s3.freeze()
         last = asyncio.create_task(asyncio.to_thread(client.upload))
-        await wait_for_offset(endpoints, str(client.url), SIZE)
+        await wait_for_offset(endpoints, case_id, SIZE)
         await postgres.cut()
         s3.thaw()
         with pytest.raises(TusUploadFailed) as failed:
@@ -238,14 +238,13 @@ async def test_postgres_down_at_commit_keeps_the_old_value_until_tuspy_resumes(
     await assert_clean(endpoints)
 
 
-async def wait_for_offset(endpoints: Endpoints, url: str, offset: int) -> None:
+async def wait_for_offset(endpoints: Endpoints, case_id: str, offset: int) -> None:
     """Until Postgres (reached directly, not through the test's proxy) records the
-    upload at url as received up to offset."""
+    case instance's uncommitted upload as received up to offset."""
     connection = await asyncpg.connect(endpoints.dsn)
     try:
-        upload_id = url.rsplit("/", 1)[1]
-        query = 'SELECT "offset" FROM upload WHERE id = $1'
-        await wait_until_async(lambda: connection.fetchval(query, upload_id), offset)
+        query = 'SELECT "offset" FROM upload WHERE case_instance_id = $1 AND committed_at IS NULL'
+        await wait_until_async(lambda: connection.fetchval(query, case_id), offset)
     finally:
         await connection.close()
 
