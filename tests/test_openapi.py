@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -249,6 +251,8 @@ async def test_schemathesis_finds_no_server_error_and_no_nonconformance(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=tmp_path,
+        # tus bodies (application/offset+octet-stream) serialized as binary ones.
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).parent / "openapi_hooks.py")},
     )
     output, _ = await asyncio.wait_for(process.communicate(), SCHEMATHESIS_TIMEOUT_SECONDS)
     print(f"schemathesis ran {time.monotonic() - started:.1f}s")

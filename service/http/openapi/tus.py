@@ -53,14 +53,15 @@ def _header(name: str, description: str, schema: Json = TEXT, *, required: bool 
 _TUS_RESUMABLE = _header(
     "Tus-Resumable",
     "`1.0.0`; any other value, or none, is a 412.",
-    {"type": "string"},
+    {"type": "string", "enum": ["1.0.0"]},
+    required=True,
 )
 _UPLOAD_ID: Json = {
     "name": "uploadId",
     "in": "path",
     "required": True,
     "description": "The id in the `Location` of the creation (32 hexadecimal digits).",
-    "schema": TEXT,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
 }
 _BODY: Json = {
     "required": False,
