@@ -302,6 +302,10 @@ async def test_a_deferred_length_is_set_once(client, case_id):
     assert "Upload-Length" in body["message"]
     same = await patch(client, url, 2, b"cd", **{"Upload-Length": "10"})
     assert same.status == 204
+    too_long = await create(client, case_id, "long", None)
+    await error_of(
+        await patch(client, too_long, 0, b"", **{"Upload-Length": str(64 * MIB + 1)}), 413
+    )
     below = await create(client, case_id, "other", None)
     await patch(client, below, 0, b"abcd")
     await error_of(await patch(client, below, 4, b"", **{"Upload-Length": "3"}), 400)
