@@ -21,7 +21,14 @@ from service.config import MIB, Endpoints
 from service.http import keys
 from service.http.digests import repr_digest
 from service.storage import blobstore, check, collector
-from tests.conftest import ROOT, TEST_PART_SIZE, new_id, settings_for_tests
+from tests.conftest import (
+    ROOT,
+    TEST_PART_SIZE,
+    casevars_env,
+    new_id,
+    run_casevars,
+    settings_for_tests,
+)
 from tests.forms import create_case, data_url, pattern
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -797,3 +804,19 @@ async def test_the_readme_s_curl_example_uploads_a_file(client, case_id, tmp_pat
     body = await (await client.get(f"/case-instance/{case_id}/variables/scan")).json()
     assert body["valueInfo"] == {"filename": "scan.tif", "mimeType": "image/tiff"}
     assert await value_of(client, case_id, "scan") == (200, content, etag(content))
+
+
+async def test_the_collect_and_check_commands_on_an_expired_upload(world):
+    client, case_id = world.client, await world.case()
+    url = await create(client, case_id, "doc", 2 * TEST_PART_SIZE)
+    assert (await patch(client, url, 0, pattern(TEST_PART_SIZE + 9))).status == 204
+    await world.db.execute("UPDATE upload SET expires_at = now() - interval '1 second'")
+    env = casevars_env(world.endpoints)
+    collected = await run_casevars(env, "collect", "--grace", "0")
+    assert collected.returncode == 0, collected.stderr
+    assert "removed 1 expired resumable uploads" in collected.stdout
+    checked = await run_casevars(env, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.rstrip().endswith("consistent")
+    assert await world.open_multipart() == []
+    assert await world.db.fetchval("SELECT count(*) FROM upload") == 0

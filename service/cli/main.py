@@ -156,7 +156,8 @@ async def run_collect(settings: Settings, arguments: argparse.Namespace) -> int:
     sys.stdout.write(
         f"removed {result.history_removed} closed case instances past the history time to "
         f"live, deleted {result.garbage_deleted} garbage and {result.pending_deleted} stale "
-        f"pending blobs, aborted {result.uploads_aborted} stale multipart uploads\n"
+        f"pending blobs, aborted {result.uploads_aborted} stale multipart uploads, removed "
+        f"{result.uploads_expired} expired resumable uploads\n"
     )
     return 0
 
