@@ -28,8 +28,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Seq
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from service.config import part_size_for
-from service.errors import UploadAborted
+from service.errors import Unavailable, UploadAborted
 from service.storage.blobstore import Blob, BlobStore, PartSession, finish_even_if_cancelled
 from service.storage.lifecycle import new_blob_key
 from service.storage.repository import LostPendingBlob, NewValue, NoSuchCaseInstance, Repository
@@ -42,6 +44,8 @@ from service.storage.upload_rows import (
     UploadRow,
     UploadRows,
 )
+
+log = structlog.get_logger("casevars.resumable")
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
@@ -180,10 +184,16 @@ class ResumableUploads:
                 await finish_even_if_cancelled(self.rows.release(row.id, token))
 
     async def _renew(self, upload_id: str, token: str) -> None:
-        with contextlib.suppress(Exception):  # a checkpoint then finds the lease gone
-            while True:
-                await asyncio.sleep(LEASE_RENEW_SECONDS)
+        """Until the lease is gone (the request's next checkpoint then says so); a
+        renewal Postgres fails is tried again at the next turn."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
                 await self.rows.renew(upload_id, token)
+            except UploadGone:
+                return
+            except Unavailable:
+                log.warning("upload.lease_not_renewed", upload_id=upload_id)
 
     async def head(self, upload_id: str, case_id: str, name: str) -> UploadRow:
         """The upload as HEAD shows it. An upload that has every byte but is not committed
@@ -317,9 +327,11 @@ class ResumableUploads:
         except (LostPendingBlob, UploadGone):
             await finish_even_if_cancelled(self._store.delete_many([row.blob_key]))
             raise UploadGone(row.id) from None
+        log.info("upload.committed", upload_id=row.id, size=row.length)
 
     async def discard(self, row: UploadRow, token: str) -> None:
         """Delete the upload and what it put in S3 (its blob row turns garbage)."""
+        log.info("upload.discarded", upload_id=row.id)
         await finish_even_if_cancelled(self.rows.delete(row.id, token))
         if row.blob_key is not None:
             await finish_even_if_cancelled(self._store.delete_many([row.blob_key]))
