@@ -16,9 +16,12 @@ bytes into the client's socket right after them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
+import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
 import aiohttp
@@ -115,6 +118,11 @@ class RawPart:
             # Deprecated, and what BodyPartReader itself does with what it read too far.
             warnings.simplefilter("ignore", DeprecationWarning)
             self._stream.unread_data(rest)
+
+    def ended(self) -> None:
+        """The part's content was read from the socket (take_request_body), and what
+        follows it given back to the stream: the part is read to its end."""
+        self._part._at_eof = True  # noqa: SLF001
 
 
 class _NothingToPause(BaseProtocol):
@@ -309,7 +317,16 @@ class _Connection(RequestHandler):
     # log_exception() and finish_response(), which start() and _handle_request() call
     # (the last writes the response and its access log line; start() then reads the
     # rest of an unread body for lingering_time unless the connection is closed).
-    __slots__ = ("_header_timer", "_last_payload", "_options", "close_after_response")
+    __slots__ = (
+        "_body_pump",
+        "_body_readable",
+        "_body_sockets",
+        "_header_timer",
+        "_last_payload",
+        "_options",
+        "body_failure",
+        "close_after_response",
+    )
 
     def __init__(self, manager: web.Server, options: _ConnectionOptions, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -319,6 +336,13 @@ class _Connection(RequestHandler):
         # The body of the last request parsed; bytes that arrive while it is complete
         # begin the next request.
         self._last_payload: StreamReader | None = None
+        # Once a body is taken (take_request_body): set while its stream may take more
+        # bytes, cleared while it is full, as pause_reading()/resume_reading() say.
+        self._body_readable: asyncio.Event | None = None
+        self._body_pump: asyncio.Task[None] | None = None
+        # What ended the reads of a taken body, for them to raise (None: its end).
+        self.body_failure: BaseException | None = None
+        self._body_sockets: list[socket.socket] = []
 
     def data_received(self, data: bytes) -> None:
         body = self._last_payload
@@ -365,7 +389,76 @@ class _Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_header_timer()
+        if self._body_pump is not None:
+            self._body_pump.cancel()
+        self._end_body_reads()  # the reads see the end: the client went away
+        for sock in self._body_sockets:
+            self._loop.call_soon(sock.close)  # once the reads have seen the end
         super().connection_lost(exc)
+
+    def pause_reading(self) -> None:
+        if self._body_readable is not None:
+            self._body_readable.clear()  # the socket is the taker's: only stop pumping
+            return
+        super().pause_reading()
+
+    def resume_reading(self, resume_parser: bool = True) -> None:  # noqa: FBT002 - aiohttp's
+        if self._body_readable is not None:
+            self._body_readable.set()
+            return
+        super().resume_reading(resume_parser)
+
+    def take_body(self) -> None:
+        """The rest of the current body is read from the socket by someone else; the
+        connection closes after the response."""
+        self._body_readable = asyncio.Event()
+        self._body_readable.set()
+        self.close_after_response = True
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        if self.body_taken and timeout is not None:
+            # aiohttp fails a request's body when it cancels the request, `timeout`
+            # after its shutdown began; a body read from the socket ends then too.
+            self._loop.call_later(timeout, self._end_body_reads, asyncio.CancelledError())
+        await super().shutdown(timeout)
+
+    def _end_body_reads(self, failure: BaseException | None = None) -> None:
+        """Make the reads of a taken body end, raising failure (if given)."""
+        if failure is not None and self.body_failure is None:
+            self.body_failure = failure
+        for sock in self._body_sockets:
+            # A read waiting on the socket sees the end of the stream, and its upload
+            # fails as one whose client went away; the response can still be written.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+
+    @property
+    def body_taken(self) -> bool:
+        return self._body_readable is not None
+
+    def close_with_connection(self, sock: socket.socket) -> None:
+        self._body_sockets.append(sock)
+
+    def pump_into(
+        self, stream: StreamReader, rest: bytes, pump: Callable[[], Awaitable[bytes]]
+    ) -> None:
+        """Feed rest, then pump()'s bytes until b"", into stream at its reader's pace."""
+        if rest:
+            _feed_again(stream, rest)
+        self._body_pump = asyncio.get_running_loop().create_task(self._pump(stream, pump))
+
+    async def _pump(self, stream: StreamReader, pump: Callable[[], Awaitable[bytes]]) -> None:
+        assert self._body_readable is not None
+        try:
+            while True:
+                await self._body_readable.wait()
+                chunk = await pump()
+                if not chunk:
+                    stream.feed_eof()
+                    return
+                _feed_again(stream, chunk)
+        except Exception as error:  # noqa: BLE001 - the stream's reader raises it
+            stream.set_exception(error)
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
@@ -401,6 +494,12 @@ class _Connection(RequestHandler):
         )
 
 
+def _feed_again(stream: StreamReader, data: bytes) -> None:
+    """Hand the stream's reader bytes that were counted when read from the socket."""
+    stream.feed_data(data)
+    stream.total_bytes -= len(data)
+
+
 def close_after_response(request: web.BaseRequest) -> None:
     """End the request's connection once its response is sent, instead of reading on
     the rest of an unread body for aiohttp's lingering_time (10 s): for a client that
@@ -409,6 +508,109 @@ def close_after_response(request: web.BaseRequest) -> None:
     protocol = request.protocol
     if isinstance(protocol, _Connection):
         protocol.close_after_response = True
+
+
+# --- aiohttp: request bodies read from the socket ---------------------------------------
+
+
+class TakenBody:
+    """A request body whose remaining bytes the caller reads from the connection's
+    socket itself (take_request_body)."""
+
+    def __init__(
+        self,
+        *,
+        connection: _Connection,
+        stream: StreamReader,
+        received: bytes,
+        remaining: int,
+        fd: int,
+    ) -> None:
+        self._connection = connection
+        self._stream = stream
+        self.received = received  # read by aiohttp, not yet by any reader: they come first
+        self.remaining = remaining  # still to arrive on the socket
+        self._fd = fd
+
+    def open_socket(self) -> socket.socket:
+        """The connection's socket, non-blocking, on a descriptor of its own (asyncio
+        watches no descriptor its transport owns for anyone else), closed with the
+        connection."""
+        sock = socket.socket(fileno=os.dup(self._fd))
+        sock.settimeout(0.0)  # non-blocking
+        self._connection.close_with_connection(sock)
+        return sock
+
+    def failure(self) -> BaseException | None:
+        """Why the body's reads were ended (the connection lost, the request cancelled at
+        shutdown), or what aiohttp failed the body with: a read that found the socket's
+        stream at its end raises it."""
+        return self._connection.body_failure or self._stream.exception()
+
+    def count(self, received: int) -> None:
+        """Bytes read from the socket, for the request's byte count (access log, pace)."""
+        # Undocumented: StreamReader.total_bytes, a plain attribute.
+        self._stream.total_bytes += received
+
+    def give_back(self, rest: bytes, pump: Callable[[], Awaitable[bytes]]) -> None:
+        """The caller is done reading: rest, then what pump() returns until b"", go to
+        the request's stream for aiohttp's readers (the rest of a form), at their pace."""
+        self._connection.pump_into(self._stream, rest, pump)
+
+
+def take_request_body(request: web.BaseRequest) -> TakenBody | None:
+    """Stop aiohttp reading the request's connection and hand the rest of its body
+    over: what aiohttp has read of it, and the socket the rest arrives on. None, with
+    nothing changed, unless the request came through app_runner with a Content-Length
+    and no content coding, on plain TCP, and its body has not all arrived yet. The
+    connection closes once the response is sent: aiohttp's HTTP parser does not see the
+    body's last bytes, so it could not find a next request after them."""
+    # Private: RequestHandler's _reading_paused (set while its parser holds bytes it
+    # has received and not parsed, which resume_reading() parses into the stream);
+    # StreamReader's _buffer. Documented: StreamReader.read_nowait(), pausing the
+    # transport; that the request's content is the stream its parser feeds.
+    protocol = request.protocol
+    stream = request.content
+    transport = request.transport
+    if (
+        not isinstance(protocol, _Connection)
+        or protocol.body_taken  # once: a second reader would race the first's pump
+        or transport is None
+        or request.content_length is None
+        or "Transfer-Encoding" in request.headers
+        or request.headers.get("Content-Encoding", "identity") not in {"identity", ""}
+        or transport.get_extra_info("sslcontext") is not None
+        or stream.exception() is not None
+        or stream.is_eof()
+    ):
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in {socket.AF_INET, socket.AF_INET6}:
+        return None
+    received = bytearray()
+    # Synchronous from here on, so that no byte can arrive in between.
+    while True:
+        received += stream.read_nowait(-1)
+        if protocol._reading_paused:  # noqa: SLF001 - its parser holds bytes back
+            protocol.resume_reading()
+            continue
+        if not stream._buffer:  # noqa: SLF001
+            break
+    if stream.is_eof():
+        # All of the body had arrived after all: aiohttp's readers take it as usual.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            stream.unread_data(bytes(received))
+        return None
+    transport.pause_reading()
+    protocol.take_body()
+    return TakenBody(
+        connection=protocol,
+        stream=stream,
+        received=bytes(received),
+        remaining=request.content_length - stream.total_bytes,
+        fd=sock.fileno(),
+    )
 
 
 # --- aiohttp under aiobotocore: request bodies -------------------------------------------

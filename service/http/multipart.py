@@ -1,7 +1,8 @@
 """Reading a multipart/form-data body the way Camunda does, without ever
 holding the `data` part whole: parts are kept by name, the last of a name wins, only
-`data`, `type` and `valueType` matter, and the `data` part is handed to a sink as a
-stream of chunks while the form is still being read."""
+`data`, `type` and `valueType` matter, and the `data` part is handed to a sink while
+the form is still being read (straight from the socket into the buffers it is uploaded
+from, where it can: socket_body.py)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,15 @@ from service.errors import REST, InvalidInput, TooLarge, UploadAborted
 from service.http import request_memory
 from service.http.data_part import data_chunks
 from service.http.pace import Pace, pace_of
+from service.http.socket_body import DataPartReader, SocketBody
 from service.http.upload_digests import ValueDigest, value_digests
-from service.private_api import PART_HEADER_ERRORS, FlatMultipartReader, RawPart
+from service.private_api import (
+    PART_HEADER_ERRORS,
+    FlatMultipartReader,
+    RawPart,
+    take_request_body,
+)
+from service.storage.blobstore import ValueSource
 
 # Form parts other than `data` are names and type names: small.
 MAX_TEXT_PART_BYTES = 64 * 1024
@@ -71,8 +79,8 @@ class Form:
     value_type: TextPart | None = None
 
 
-# Consumes the chunks of a `data` part; what it returns is kept as DataPart.stored.
-DataSink = Callable[[AsyncIterator[bytes]], Awaitable[Any]]
+# Consumes the bytes of a `data` part; what it returns is kept as DataPart.stored.
+DataSink = Callable[[ValueSource], Awaitable[Any]]
 # Makes the request hold at least that many bytes of the memory budget.
 Cover = Callable[[int], Awaitable[None]]
 
@@ -84,6 +92,9 @@ class _Reading:
 
     pace: Pace
     cover: Cover
+    # The request whose socket the `data` part may be read from (socket_body.py); None
+    # when the form is read through another stream (a hashed one).
+    request: web.Request | None
 
 
 def is_multipart_form(request: web.Request) -> bool:
@@ -134,10 +145,16 @@ async def _chunks(part: BodyPartReader, pace: Pace) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _data_chunks(part: BodyPartReader, pace: Pace) -> AsyncIterator[bytes]:
+def _data_source(part: BodyPartReader, reading: _Reading) -> ValueSource:
+    """The `data` part's bytes: from the socket straight into the part buffers when
+    the request allows it (socket_body.py), else the chunks aiohttp's parser made."""
+    pace = reading.pace
     raw = RawPart.of(part)
     if raw is None:
         return _chunks(part, pace)
+    taken = None if reading.request is None else take_request_body(reading.request)
+    if taken is not None:
+        return DataPartReader(SocketBody(taken, pace), raw.boundary, ended=raw.ended)
     return data_chunks(raw, pace.read, pace.read_timeout)
 
 
@@ -191,7 +208,11 @@ async def read_form(
     client goes away or stalls. On any error, `form` still holds what the sink made
     of the parts read so far, so the caller can discard it.
     """
-    reading = _Reading(pace_of(request), functools.partial(request_memory.cover, request))
+    reading = _Reading(
+        pace_of(request),
+        functools.partial(request_memory.cover, request),
+        request if body is None else None,
+    )
     reader = _reader(request, request.content if body is None else body)
     await _read_parts(reader, form, data_sink, max_in_memory, reading)
 
@@ -252,7 +273,7 @@ async def _read_part(
             refusal = f"A serialized object is larger than the limit of {max_in_memory} bytes"
             data.in_memory = await _read_capped(part, max_in_memory, refusal, pace, reading.cover)
         else:
-            data.stored = await data_sink(_data_chunks(part, pace))
+            data.stored = await data_sink(_data_source(part, reading))
         form.data = data  # the last `data` part wins; the sink's caller discards the others
     elif name == "type":
         form.type = await _read_text(part, name, pace)

@@ -7,7 +7,6 @@ storage/lifecycle.py, storage/blobstore.py, storage/repository.py."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -18,15 +17,17 @@ from service.camunda.values import NO_FILENAME, file_info_problem
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from service.http import keys, paths, request_memory
 from service.http.body import NOT_SUPPORTED
-from service.http.metrics import METRICS, counted, counts_uploads
+from service.http.metrics import METRICS, counted_source, counts_uploads
 from service.http.multipart import DataPart, Form, is_multipart_form, read_form
 from service.http.upload_digests import HashedBody, ValueDigest, value_digests
 from service.http.variables import ILLEGAL_ARGUMENT, NOT_FOUND_EXCEPTION, new_blobs
-from service.storage.blobstore import Blob, ValueTooLarge
+from service.storage.blobstore import Blob, ValueSource, ValueTooLarge, as_filler
 from service.storage.lifecycle import NewBlobs
 from service.storage.repository import NewValue, NoSuchCaseInstance
 
 MISSING_DATA = "Form part with name 'data' is missing"
+# A value read only to be forgotten is read through a buffer this large.
+SKIP_BUFFER_BYTES = 256 * 1024
 
 
 def value_too_large(limit: int) -> TooLarge:
@@ -45,22 +46,29 @@ class _DataSink:
         # The value is shorter than the whole body: a small one takes only a small buffer.
         self._size_hint = request.content_length
 
-    async def __call__(self, chunks: AsyncIterator[bytes]) -> Blob | None:
+    async def __call__(self, source: ValueSource) -> Blob | None:
         if not self._store:
-            size = 0
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._limit:
-                    raise value_too_large(self._limit)
+            await _skip(source, self._limit)
             return None
         try:
             return await self._blobs.put_stream(
-                counted(chunks, self._uploaded), max_bytes=self._limit, size_hint=self._size_hint
+                counted_source(source, self._uploaded),
+                max_bytes=self._limit,
+                size_hint=self._size_hint,
             )
         except ValueTooLarge as too_large:
             # too_large.limit: less than the setting when parts that large would not
             # fit the memory budget.
             raise value_too_large(too_large.limit) from None
+
+
+async def _skip(source: ValueSource, limit: int) -> None:
+    """Read a value to its end and forget it; TooLarge past limit bytes."""
+    fill, scratch, size = as_filler(source).fill, bytearray(SKIP_BUFFER_BYTES), 0
+    while added := await fill(scratch, 0, len(scratch)):
+        size += added
+        if size > limit:
+            raise value_too_large(limit)
 
 
 @counts_uploads
