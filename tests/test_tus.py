@@ -820,3 +820,16 @@ async def test_the_collect_and_check_commands_on_an_expired_upload(world):
     assert checked.stdout.rstrip().endswith("consistent")
     assert await world.open_multipart() == []
     assert await world.db.fetchval("SELECT count(*) FROM upload") == 0
+
+
+async def test_x_http_method_override_makes_a_post_a_patch_or_a_delete(client, case_id):
+    url = await create(client, case_id, "doc", 6)
+    override = {"X-HTTP-Method-Override": "PATCH", "Upload-Offset": "0"}
+    response = await client.post(url, data=b"abc", headers={**OCTETS, **override})
+    assert response.status == 204
+    assert response.headers["Upload-Offset"] == "3"
+    await error_of(await client.post(url, headers=TUS), 405)
+    assert (
+        await client.post(url, headers={**TUS, "X-HTTP-Method-Override": "DELETE"})
+    ).status == 204
+    assert (await client.head(url, headers=TUS)).status == 404

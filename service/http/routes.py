@@ -179,6 +179,7 @@ def add_routes(  # noqa: PLR0915 - the route table: one statement per route
     route("HEAD", UPLOAD, tus.head, tus.UPLOAD_ROUTE)
     route("PATCH", UPLOAD, tus.patch, tus.UPLOAD_ROUTE)
     route("DELETE", UPLOAD, tus.delete, tus.UPLOAD_ROUTE)
+    route("POST", UPLOAD, tus.method_override, tus.UPLOAD_ROUTE)
 
     # A case instance's root case execution: its id and variables are the instance's.
     ce = case_executions

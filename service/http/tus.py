@@ -57,6 +57,7 @@ TUS_EXTENSIONS = (
 )
 OFFSET_STREAM = "application/offset+octet-stream"
 UPLOAD_CHECKSUM = "Upload-Checksum"
+METHOD_OVERRIDE = "X-HTTP-Method-Override"
 # Names of the routes (routes.py), for the headers every answer of them carries.
 CREATION_ROUTE = "variable-uploads"
 UPLOAD_ROUTE = "variable-upload"
@@ -339,3 +340,15 @@ async def delete(request: web.Request) -> web.Response:
     with _translated(case_id, name):
         await request.app[keys.UPLOADS].terminate(_upload_id(request), case_id, name)
     return web.Response(status=204)
+
+
+async def method_override(request: web.Request) -> web.Response:
+    """POST .../uploads/{uploadId} with `X-HTTP-Method-Override: PATCH` (or `DELETE`):
+    the method it names, for clients behind proxies that pass only GET and POST (tus
+    core). Without it the method is not allowed here (405)."""
+    method = request.headers.get(METHOD_OVERRIDE, "").strip().upper()
+    if method == "PATCH":
+        return await patch(request)
+    if method == "DELETE":
+        return await delete(request)
+    raise web.HTTPMethodNotAllowed("POST", ["OPTIONS", "HEAD", "PATCH", "DELETE"])

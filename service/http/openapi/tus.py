@@ -264,6 +264,37 @@ def _termination() -> Json:
     )
 
 
+def _method_override() -> Json:
+    patching, terminating = _patch(), _termination()
+    responses = {**terminating["responses"], **patching["responses"]}
+    responses["405"] = _errors(
+        s405="No `X-HTTP-Method-Override` naming `PATCH` or `DELETE`: `NotAllowedException`."
+    )["405"]
+    return operation(
+        "overrideUploadMethod",
+        "PATCH or DELETE through POST",
+        "tus core: `X-HTTP-Method-Override: PATCH` (or `DELETE`) on a POST is that "
+        "request, for clients behind proxies that pass only GET and POST.",
+        responses,
+        parameters=[
+            *(
+                {**parameter, "required": False}
+                if parameter.get("name") == "Upload-Offset"
+                else parameter
+                for parameter in patching["parameters"]
+            ),
+            _header(
+                "X-HTTP-Method-Override",
+                "`PATCH` or `DELETE`.",
+                {"type": "string", "enum": ["PATCH", "DELETE"]},
+                required=True,
+            ),
+        ],
+        body={**_BODY, "required": False},
+        tags=(TAG,),
+    )
+
+
 def _options(operation_id: str, parameters: list[Json]) -> Json:
     return operation(
         operation_id,
@@ -305,5 +336,6 @@ def paths() -> Json:
             "head": _head(),
             "patch": _patch(),
             "delete": _termination(),
+            "post": _method_override(),
         },
     }
