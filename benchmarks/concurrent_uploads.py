@@ -57,6 +57,7 @@ from upload import (
     direct_upload,
     embedded_service,
     form_body,
+    form_length,
     loadavg,
     rss_bytes,
 )
@@ -161,7 +162,10 @@ async def service_uploads(base: str, clients: int, size: int) -> float:
             async with session.post(
                 f"{base}/case-instance/concurrent-{number}/variables/value/data",
                 data=form_body(size),
-                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+                headers={
+                    "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                    "Content-Length": str(form_length(size)),
+                },
             ) as response:
                 assert response.status == 204, await response.text()
 

@@ -152,14 +152,23 @@ class LastByte:
         self.at = time.perf_counter()
 
 
+FORM_HEAD = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="data"\r\n'
+    "Content-Type: application/octet-stream\r\n\r\n"
+).encode()
+FORM_TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def form_length(size: int) -> int:
+    """The form's length: sent as Content-Length, as clients uploading a file do."""
+    return len(FORM_HEAD) + size + len(FORM_TAIL)
+
+
 async def form_body(size: int) -> AsyncIterator[bytes]:
-    yield (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="data"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
+    yield FORM_HEAD
     async for chunk in value_chunks(size):
         yield chunk
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+    yield FORM_TAIL
 
 
 async def download_sha256(response_chunks: AsyncIterator[bytes]) -> tuple[int, str]:
@@ -196,7 +205,10 @@ async def service_upload(
         async with session.post(
             value_url(base, size),
             data=body.__aiter__(),
-            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                "Content-Length": str(form_length(size)),
+            },
         ) as response:
             assert response.status == 204, await response.text()
             answered = time.perf_counter()
@@ -223,12 +235,14 @@ async def resumable_upload(
         offset, step = 0, patch or size
         answered = finish = 0.0
         while offset < size:
-            body = LastByte(value_chunks(min(offset + step, size), offset))
+            end = min(offset + step, size)
+            body = LastByte(value_chunks(end, offset))
             async with session.patch(
                 url,
                 data=body.__aiter__(),
                 headers={
                     **TUS,
+                    "Content-Length": str(end - offset),
                     "Upload-Offset": str(offset),
                     "Content-Type": "application/offset+octet-stream",
                 },
