@@ -47,6 +47,8 @@ THREAD_HASH_BYTES = 1024 * 1024
 FIRST_BYTES = 64 * 1024
 # Size of the chunks a download is read from S3 in.
 READ_CHUNK_BYTES = 1024 * 1024
+# S3 connections beside those of the parts in flight: downloads and small calls.
+S3_CONNECTIONS_BESIDE_PARTS = 32
 # DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
 # A failed abort is retried this many times, backing off from 1 s to 30 s (~4 min).
@@ -825,7 +827,10 @@ def client_config(settings: Settings) -> AioConfig:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path", "payload_signing_enabled": False},
-        max_pool_connections=max(10, settings.s3_parts_in_flight * 4),
+        # One connection for every part buffer the budget holds (each may be in flight
+        # at once), and more for downloads streaming and small calls beside them.
+        max_pool_connections=settings.memory_budget_bytes // settings.s3_part_size
+        + S3_CONNECTIONS_BESIDE_PARTS,
     )
 
 
