@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service import private_api
 from service.config import Endpoints, Settings
 from service.http import engines, keys, request_memory, routes, tus
 from service.http.auth import Authenticator
@@ -116,6 +117,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app = web.Application(middlewares=middlewares, handler_args={})
     app.on_response_prepare.append(_echo_request_id)
     app.on_response_prepare.append(tus.tus_headers)
+    app.on_response_prepare.append(private_api.announce_close)
     app[METRICS] = metrics
     app[keys.IN_FLIGHT] = in_flight
     app[keys.SETTINGS] = settings

@@ -613,6 +613,19 @@ def take_request_body(request: web.BaseRequest) -> TakenBody | None:
     )
 
 
+async def announce_close(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """An on_response_prepare hook: a response after which the connection closes (its
+    request's body was taken, or close_after_response() was called) says so in a
+    `Connection: close` header, so that a client does not send its next request on a
+    connection about to close (Node's keep-alive agent would, and see a hang-up)."""
+    # Undocumented: on_response_prepare runs after the response's headers are made and
+    # before they are written, so the header is set here, not by force_close() alone.
+    protocol = request.protocol
+    if isinstance(protocol, _Connection) and protocol.close_after_response:
+        response.force_close()
+        response.headers["Connection"] = "close"
+
+
 # --- aiohttp under aiobotocore: request bodies -------------------------------------------
 
 

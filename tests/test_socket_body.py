@@ -126,6 +126,8 @@ async def _send(serve: Serve, raw: bytes, close_within: float = 5) -> tuple[int,
         )
         answer = await reader.readexactly(length)
         closed = await asyncio.wait_for(reader.read(1), close_within) == b""
+        # Said before it happens, so that a client sends no next request on it.
+        assert (b"\r\nConnection: close\r\n" in head) is closed
         return int(head.split()[1]), answer, closed
     finally:
         writer.close()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import mmap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -29,7 +28,6 @@ from prometheus_client import (
 from service import errors
 from service.http import paths
 from service.http.digests import DigestMismatch
-from service.storage.blobstore import Filler, ValueSource, as_filler
 from service.storage.collector import CollectResult
 
 # No *_created series beside each counter: they double the output and say little about
@@ -287,26 +285,3 @@ def counts_uploads(
             metrics.uploads_in_flight.dec()
 
     return counted
-
-
-class _CountedFiller:
-    def __init__(self, filler: Filler, counter: Counter) -> None:
-        self._filler = filler
-        self._counter = counter
-
-    async def fill(self, buffer: mmap.mmap | bytearray, start: int, stop: int) -> int:
-        added = await self._filler.fill(buffer, start, stop)
-        self._counter.inc(added)
-        return added
-
-
-def counted_source(source: ValueSource, counter: Counter) -> Filler:
-    """The source's bytes, unchanged, added to counter as they pass."""
-    return _CountedFiller(as_filler(source), counter)
-
-
-async def counted(chunks: AsyncIterator[bytes], counter: Counter) -> AsyncIterator[bytes]:
-    """The chunks, unchanged, their bytes added to counter as they pass."""
-    async for chunk in chunks:
-        counter.inc(len(chunk))
-        yield chunk

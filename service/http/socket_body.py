@@ -65,6 +65,11 @@ class SocketBody:
         self.remaining -= got
         return got
 
+    async def fill(self, buffer: mmap.mmap | bytearray, start: int, stop: int) -> int:
+        """readinto() for the blob store (a Filler): the body is the value."""
+        with memoryview(buffer) as view, view[start:stop] as free:
+            return await self.readinto(free)
+
     def _raise_failure(self) -> None:
         """Raise what aiohttp failed the body with, as a read of its stream would."""
         failure = self._taken.failure()

@@ -33,10 +33,13 @@ from service.errors import (
 )
 from service.http import digests, keys, paths
 from service.http.body import NOT_SUPPORTED
-from service.http.metrics import METRICS, counted
+from service.http.metrics import METRICS
 from service.http.pace import pace_of
+from service.http.socket_body import SocketBody
 from service.http.tus_metadata import parse_metadata, upload_value
+from service.private_api import take_request_body
 from service.storage import resumable
+from service.storage.blobstore import ValueSource, counted
 from service.storage.resumable import BodyCheck, Patch, Progress
 from service.storage.upload_rows import (
     NewUpload,
@@ -310,9 +313,11 @@ async def _patch(
     """The body into the upload (None: the one the path names)."""
     case_id, name = paths.case_id(request), paths.variable_name(request)
     metrics = request.app[METRICS]
+    taken = take_request_body(request) if request.body_exists else None
+    body: ValueSource = _body(request) if taken is None else SocketBody(taken, pace_of(request))
     patch = Patch(
         offset=offset,
-        chunks=counted(_body(request), metrics.upload_bytes),
+        source=counted(body, metrics.upload_bytes.inc),
         size_hint=request.content_length if request.body_exists else 0,
         length=_number(request, "Upload-Length"),
         checks=checks,

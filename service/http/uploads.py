@@ -17,11 +17,11 @@ from service.camunda.values import NO_FILENAME, file_info_problem
 from service.errors import REST, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from service.http import keys, paths, request_memory
 from service.http.body import NOT_SUPPORTED
-from service.http.metrics import METRICS, counted_source, counts_uploads
+from service.http.metrics import METRICS, counts_uploads
 from service.http.multipart import DataPart, Form, is_multipart_form, read_form
 from service.http.upload_digests import HashedBody, ValueDigest, value_digests
 from service.http.variables import ILLEGAL_ARGUMENT, NOT_FOUND_EXCEPTION, new_blobs
-from service.storage.blobstore import Blob, ValueSource, ValueTooLarge, as_filler
+from service.storage.blobstore import Blob, ValueSource, ValueTooLarge, as_filler, counted
 from service.storage.lifecycle import NewBlobs
 from service.storage.repository import NewValue, NoSuchCaseInstance
 
@@ -52,7 +52,7 @@ class _DataSink:
             return None
         try:
             return await self._blobs.put_stream(
-                counted_source(source, self._uploaded),
+                counted(source, self._uploaded.inc),
                 max_bytes=self._limit,
                 size_hint=self._size_hint,
             )

@@ -217,6 +217,22 @@ class _ChunkFiller:
         return added
 
 
+class _CountedFiller:
+    def __init__(self, filler: Filler, heard: Callable[[int], None]) -> None:
+        self._filler = filler
+        self._heard = heard
+
+    async def fill(self, buffer: mmap.mmap | bytearray, start: int, stop: int) -> int:
+        added = await self._filler.fill(buffer, start, stop)
+        self._heard(added)
+        return added
+
+
+def counted(source: ValueSource, heard: Callable[[int], None]) -> Filler:
+    """The source's bytes, unchanged; heard() is told how many as they pass."""
+    return _CountedFiller(as_filler(source), heard)
+
+
 def as_filler(source: ValueSource) -> Filler:
     return source if isinstance(source, Filler) else _ChunkFiller(source)
 
@@ -320,61 +336,34 @@ class BlobStore:
         the background); nothing is left in S3 but what a completed call reports.
         """
         max_bytes = min(max_bytes, self.largest_value)
-        buffers = _Buffers(self.budget, self._memory_wait_seconds)
-        upload = _PartUploader(
-            self._client,
-            self.bucket,
-            key,
-            self._parts_in_flight,
-            self._abort_later,
-            buffers=buffers,
-            stall_seconds=self._stall_seconds,
-        )
-        hasher = _PartHasher()
+        session = self._session(key)
         size = 0
+
+        def added(new: memoryview) -> None:
+            nonlocal size
+            size += len(new)
+            if size > max_bytes:
+                raise ValueTooLarge(max_bytes)
+
         first = part_size_for(0, self._part_size)
         try:
-            # The next part's buffer is taken when its first byte arrives, not before.
-            buffer: mmap.mmap | None = await buffers.take(
-                first if size_hint is None else max(1, min(first, size_hint))
+            current = PartBuffer(
+                await session.buffers.take(
+                    first if size_hint is None else max(1, min(first, size_hint))
+                )
             )
-            filled = 0
-            fill = as_filler(source).fill
-            while True:
-                part_size = part_size_for(upload.parts_sent, self._part_size)
-                if buffer is None:
-                    # The next part's buffer is taken once its first bytes are here, not
-                    # before: a client that stops between parts holds no part buffer.
-                    first_bytes = bytearray(FIRST_BYTES)
-                    added = await fill(first_bytes, 0, FIRST_BYTES)
-                    if not added:
-                        break
-                    buffer, filled = await buffers.take(part_size), added
-                    buffer[:added] = first_bytes[:added]
-                else:
-                    if filled == len(buffer):
-                        # The size hint was wrong: the value goes on, in full-size parts.
-                        buffer = await buffers.grow(buffer, filled, part_size)
-                    added = await fill(buffer, filled, min(len(buffer), part_size))
-                    if not added:
-                        break
-                    filled += added
-                size += added
-                if size > max_bytes:
-                    raise ValueTooLarge(max_bytes)
-                if filled == part_size:
-                    _ = await upload.send(buffer, filled, await hasher.add(buffer, filled))
-                    buffer = None
-            hashed = None if buffer is None else await hasher.add(buffer, filled)
-            await upload.finish(buffer, filled, hashed)
-            sha256 = await hasher.digest()
+            await session.fill_parts(source, current, base_part_size=self._part_size, added=added)
+            buffer, filled = current.buffer, current.filled
+            hashed = None if buffer is None else await session.hasher.add(buffer, filled)
+            await session.uploader.finish(buffer, filled, hashed)
+            sha256 = await session.hasher.digest()
         except BaseException:
-            await finish_even_if_cancelled(upload.abort())
+            await finish_even_if_cancelled(session.uploader.abort())
             # No buffer goes back to the budget while a thread still reads it.
-            await finish_even_if_cancelled(hasher.settled())
+            await finish_even_if_cancelled(session.hasher.settled())
             raise
         finally:
-            buffers.close()
+            session.buffers.close()
         return Blob(key, size, sha256)
 
     @property
@@ -388,6 +377,16 @@ class BlobStore:
         """put_stream's machinery for a caller that drives it itself: a resumable upload's
         request, which continues the multipart upload `upload_id` (None: none yet) after
         its first parts_sent parts and the hash of their bytes."""
+        return self._session(key, upload_id=upload_id, parts_sent=parts_sent, sha256=sha256)
+
+    def _session(
+        self,
+        key: str,
+        *,
+        upload_id: str | None = None,
+        parts_sent: int = 0,
+        sha256: ResumableSha256 | None = None,
+    ) -> PartSession:
         buffers = _Buffers(self.budget, self._memory_wait_seconds)
         uploader = _PartUploader(
             self._client,
@@ -815,6 +814,68 @@ class PartSession:
     buffers: _Buffers
     uploader: _PartUploader
     hasher: _PartHasher
+
+    async def fill_parts(
+        self,
+        source: ValueSource,
+        current: PartBuffer,
+        *,
+        base_part_size: int,
+        added: Callable[[memoryview], None],
+        sent: Callable[[PartSent], None] = lambda _: None,
+    ) -> None:
+        """Fill part buffers from source to its end, sending each full part to S3 as it
+        fills. current is the buffer being filled, kept up to date also when this
+        raises (the bytes of a cut body are in it); between parts it holds none, and
+        the next part's buffer is taken once its first bytes are here, so that a client
+        that stops between parts holds no part buffer. added() sees each run of new
+        bytes as it lands (and may refuse them by raising), sent() each part sent."""
+        fill = as_filler(source).fill
+        while True:
+            part_size = part_size_for(self.uploader.parts_sent, base_part_size)
+            buffer = current.buffer
+            if buffer is None:
+                first_bytes = bytearray(FIRST_BYTES)
+                count = await fill(first_bytes, 0, FIRST_BYTES)
+                if not count:
+                    return
+                buffer = current.buffer = await self.buffers.take(part_size)
+                buffer[:count] = first_bytes[:count]
+            else:
+                if current.filled == len(buffer):
+                    # The size hint was wrong: the value goes on, in full-size parts.
+                    buffer = await self.buffers.grow(buffer, current.filled, part_size)
+                    current.buffer = buffer
+                count = await fill(buffer, current.filled, min(len(buffer), part_size))
+                if not count:
+                    return
+            current.filled += count
+            with memoryview(buffer) as view, view[current.filled - count : current.filled] as new:
+                added(new)
+            if current.filled == part_size:
+                hashed = await self.hasher.add(buffer, current.filled)
+                task = await self.uploader.send(buffer, current.filled, hashed)
+                assert self.uploader.upload_id is not None
+                sent(PartSent(task, current.filled, hashed, self.uploader.upload_id))
+                current.buffer, current.filled = None, 0
+
+
+@dataclasses.dataclass
+class PartBuffer:
+    """The part buffer being filled (None between parts) and how much of it is."""
+
+    buffer: mmap.mmap | None
+    filled: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PartSent:
+    """A part handed to S3: its upload task, its size, its hashing, its multipart upload."""
+
+    task: asyncio.Task[CompletedPartTypeDef]
+    size: int
+    hashed: Hashed
+    upload_id: str
 
 
 def client_config(settings: Settings) -> AioConfig:

@@ -22,9 +22,8 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import mmap
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,16 @@ import structlog
 
 from service.config import part_size_for
 from service.errors import Unavailable, UploadAborted
-from service.storage.blobstore import Blob, BlobStore, PartSession, finish_even_if_cancelled
+from service.storage.blobstore import (
+    Blob,
+    BlobStore,
+    PartBuffer,
+    PartSent,
+    PartSession,
+    ValueSource,
+    counted,
+    finish_even_if_cancelled,
+)
 from service.storage.lifecycle import new_blob_key
 from service.storage.repository import LostPendingBlob, NewValue, NoSuchCaseInstance, Repository
 from service.storage.sha256state import ResumableSha256
@@ -49,8 +57,6 @@ log = structlog.get_logger("casevars.resumable")
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
-
-    from service.storage.blobstore import Hashed
 
 
 class OffsetMismatch(Exception):
@@ -113,7 +119,7 @@ class Patch:
     """What a request adds to an upload."""
 
     offset: int  # where the client says its bytes start
-    chunks: AsyncIterable[bytes]
+    source: ValueSource  # the body: chunks, or read into the part buffers (socket_body.py)
     size_hint: int | None = None  # the body's Content-Length
     length: int | None = None  # Upload-Length, for an upload created without one
     checks: Sequence[BodyCheck] = ()
@@ -233,8 +239,8 @@ class ResumableUploads:
             limit = self.max_bytes if row.length is None else row.length
             if patch.size_hint is not None and row.offset + patch.size_hint > limit:
                 raise PastLength(limit)
-            chunks = _counted(patch.chunks, resumed) if row.offset > 0 else patch.chunks
-            offset = await _Request(self, lease, row, patch, limit).run(chunks)
+            source = counted(patch.source, resumed) if row.offset > 0 else patch.source
+            offset = await _Request(self, lease, row, patch, limit).run(source)
             return Progress(offset, row.expires_at, committed=offset == row.length)
 
     async def _set_length(self, lease: _Lease, length: int) -> UploadRow:
@@ -356,18 +362,6 @@ def _completed(parts: Sequence[Mapping[str, Any]]) -> list[CompletedPartTypeDef]
     return [{"PartNumber": part["PartNumber"], "ETag": part["ETag"]} for part in parts]
 
 
-async def _counted(
-    chunks: AsyncIterable[bytes], heard: Callable[[int], None]
-) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        heard(len(chunk))
-        yield chunk
-
-
-# A part sent: its upload task, its size, its hashing and the multipart upload it is in.
-_Sent = tuple["asyncio.Task[CompletedPartTypeDef]", int, "Hashed", str]
-
-
 class _Checkpoints:
     """The parts one request sends, recorded in the row in order as S3 confirms them
     (deferred: only when the request says so, for a body that must be verified first)."""
@@ -383,24 +377,23 @@ class _Checkpoints:
         self.s3_upload_id = row.s3_upload_id
         # Whether the row names the multipart upload: if not, a failure aborts it.
         self.recorded = row.s3_upload_id is not None
-        self._queue: asyncio.Queue[_Sent | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[PartSent | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def add(self, sent: _Sent) -> None:
+    def add(self, sent: PartSent) -> None:
         if self._task.done():
             self._task.result()  # raises what stopped the checkpoints
         self._queue.put_nowait(sent)
 
     async def _run(self) -> None:
         while (sent := await self._queue.get()) is not None:
-            task, size, hashed, s3_upload_id = sent
-            part = await task
-            self.state = await hashed
+            part = await sent.task
+            self.state = await sent.hashed
             self.parts.append(
-                {"PartNumber": part["PartNumber"], "ETag": part["ETag"], "Size": size}
+                {"PartNumber": part["PartNumber"], "ETag": part["ETag"], "Size": sent.size}
             )
-            self.parts_bytes += size
-            self.s3_upload_id = s3_upload_id
+            self.parts_bytes += sent.size
+            self.s3_upload_id = sent.upload_id
             if not self._deferred:
                 await self.write(self.parts_bytes, b"")
 
@@ -439,11 +432,10 @@ class _Request:
         self._session = uploads.session(row)
         self._checkpoints = _Checkpoints(uploads.rows, self._lease, deferred=bool(patch.checks))
         self._body = {check.field: hashlib.sha256() for check in patch.checks}
-        self._buffer: mmap.mmap | None = None
-        self._filled = 0
+        self._part = PartBuffer(None)
         self._received = 0
 
-    async def run(self, chunks: AsyncIterable[bytes]) -> int:
+    async def run(self, source: ValueSource) -> int:
         """The upload's offset after this request. A body that ends early (UploadAborted,
         or the request cancelled when its client goes) keeps what arrived, then the
         error goes on."""
@@ -452,8 +444,13 @@ class _Request:
             await self._first_buffer()
             cut: BaseException | None = None
             try:
-                async for chunk in chunks:
-                    await self._add(chunk)
+                await session.fill_parts(
+                    source,
+                    self._part,
+                    base_part_size=self._uploads.part_size,
+                    added=self._added,
+                    sent=self._checkpoints.add,
+                )
             except (UploadAborted, asyncio.CancelledError) as error:
                 cut = error
             if cut is not None:
@@ -491,7 +488,9 @@ class _Request:
         return offset
 
     def _tail(self) -> memoryview | bytes:
-        return b"" if self._buffer is None else memoryview(self._buffer)[: self._filled]
+        return (
+            b"" if self._part.buffer is None else memoryview(self._part.buffer)[: self._part.filled]
+        )
 
     async def _first_buffer(self) -> None:
         """The first part buffer, holding the tail earlier requests left; as small as
@@ -500,38 +499,19 @@ class _Request:
         size = part_size_for(len(row.parts), self._uploads.part_size)
         if hint is not None:
             size = max(1, min(size, row.tail_length + hint))
-        self._buffer = await self._session.buffers.take(size)
+        self._part.buffer = await self._session.buffers.take(size)
         if row.tail_length:
             tail = await self._uploads.rows.tail(row.id)
-            self._buffer[: len(tail)] = tail
-            self._filled = len(tail)
+            self._part.buffer[: len(tail)] = tail
+            self._part.filled = len(tail)
 
-    async def _add(self, chunk: bytes) -> None:
-        self._received += len(chunk)
+    def _added(self, new: memoryview) -> None:
+        """Bytes of the body, in their part buffer."""
+        self._received += len(new)
         if self._row.offset + self._received > self._limit:
             raise PastLength(self._limit)
         for body in self._body.values():
-            body.update(chunk)
-        session = self._session
-        view = memoryview(chunk)
-        base = self._uploads.part_size
-        while view:
-            part_size = part_size_for(session.uploader.parts_sent, base)
-            if self._buffer is None:
-                self._buffer, self._filled = await session.buffers.take(part_size), 0
-            elif self._filled == len(self._buffer) < part_size:
-                # The size hint was wrong: the body goes on, in full-size parts.
-                self._buffer = await session.buffers.grow(self._buffer, self._filled, part_size)
-            take = min(len(view), len(self._buffer) - self._filled)
-            self._buffer[self._filled : self._filled + take] = view[:take]
-            self._filled += take
-            view = view[take:]
-            if self._filled == part_size:
-                hashed = await session.hasher.add(self._buffer, self._filled)
-                task = await session.uploader.send(self._buffer, self._filled, hashed)
-                assert session.uploader.upload_id is not None
-                self._checkpoints.add((task, self._filled, hashed, session.uploader.upload_id))
-                self._buffer, self._filled = None, 0
+            body.update(new)
 
     def _verify_body(self) -> None:
         for check in self._patch.checks:
@@ -543,8 +523,8 @@ class _Request:
         complete the object and commit."""
         session, row = self._session, self._row
         hashed = None
-        if self._buffer is not None and self._filled:
-            hashed = await session.hasher.add(self._buffer, self._filled)
+        if self._part.buffer is not None and self._part.filled:
+            hashed = await session.hasher.add(self._part.buffer, self._part.filled)
         sha256 = await session.hasher.digest()
         for expected, field in (
             (self._patch.value_sha256, self._patch.value_field),
@@ -557,5 +537,7 @@ class _Request:
         assert row.length is not None
         # Received: from here on a failure leaves a finish that the next request retries.
         await self._checkpoints.write(row.length, self._tail())
-        await session.uploader.finish(self._buffer, self._filled, hashed, _completed(row.parts))
+        await session.uploader.finish(
+            self._part.buffer, self._part.filled, hashed, _completed(row.parts)
+        )
         await self._uploads.commit(self._lease, sha256)
