@@ -87,6 +87,7 @@ class SocketBody:
         and the bytes still on the socket go to the request's stream, for aiohttp's
         readers (the rest of a multipart form)."""
         self._taken.give_back(bytes(rest) + bytes(self._received), self._pump)
+        self.remaining -= len(self._received)  # handed on: the pump reads only the socket's
         self._received.clear()
 
     async def _pump(self) -> bytes:
