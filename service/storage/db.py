@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
@@ -150,6 +151,34 @@ async def ensure_database(dsn: str, name: str, *, timeout: float) -> None:
             await connection.execute(f"CREATE DATABASE {quoted}")
     finally:
         await connection.close()
+
+
+# Told of every pooled call: (operation, seconds, failed).
+CallObserver = Callable[[str, float, bool], None]
+
+
+@contextlib.asynccontextmanager
+async def observed_connection(
+    pool: asyncpg.Pool, operation: str, observe: CallObserver | None
+) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+    """A pooled connection; Unavailable when Postgres cannot be reached. observe
+    (metrics) hears how long `operation` waited for and held it, and whether Postgres
+    failed it (a constraint a caller turns into a 404 is no failure)."""
+    started, failed = time.monotonic(), False
+    try:
+        async with pool.acquire() as connection:
+            yield connection
+    except CONNECTION_ERRORS as error:
+        failed = True
+        if not is_outage(error):
+            raise
+        raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
+    except asyncpg.PostgresError as error:
+        failed = not isinstance(error, asyncpg.IntegrityConstraintViolationError)
+        raise
+    finally:
+        if observe is not None:
+            observe(operation, time.monotonic() - started, failed)
 
 
 @contextlib.contextmanager

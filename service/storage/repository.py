@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
-from service.errors import Unavailable
 from service.storage.blobstore import Blob
 from service.storage.case_history import (
     HistoricCaseQuery,
@@ -32,7 +30,7 @@ from service.storage.case_query import (
     case_count_sql,
     case_query_sql,
 )
-from service.storage.db import CONNECTION_ERRORS, is_outage
+from service.storage.db import CallObserver, observed_connection
 from service.storage.variable_query import (
     DELETE_HISTORIC_SQL,
     VariableQuery,
@@ -196,35 +194,13 @@ def _variable(row: asyncpg.Record) -> StoredVariable:
     )
 
 
-# Told of every repository call: (method name, seconds, failed).
-CallObserver = Callable[[str, float, bool], None]
-
-
 class Repository:
     def __init__(self, pool: asyncpg.Pool, *, observe: CallObserver | None = None) -> None:
         self._pool = pool
         self._observe = observe
 
-    @contextlib.asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[Connection]:
-        """A pooled connection; Unavailable when Postgres cannot be reached. observe
-        (metrics) hears how long `operation` waited for and held it, and whether
-        Postgres failed it (a constraint a caller turns into a 404 is no failure)."""
-        started, failed = time.monotonic(), False
-        try:
-            async with self._pool.acquire() as connection:
-                yield connection
-        except CONNECTION_ERRORS as error:
-            failed = True
-            if not is_outage(error):
-                raise
-            raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
-        except asyncpg.PostgresError as error:
-            failed = not isinstance(error, asyncpg.IntegrityConstraintViolationError)
-            raise
-        finally:
-            if self._observe is not None:
-                self._observe(operation, time.monotonic() - started, failed)
+    def _connection(self, operation: str) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return observed_connection(self._pool, operation, self._observe)
 
     async def ping(self) -> None:
         async with self._connection("ping") as connection:

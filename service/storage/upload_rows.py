@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from service.errors import Unavailable
-from service.storage.db import CONNECTION_ERRORS, is_outage
+from service.storage.db import CallObserver, observed_connection
 
 if TYPE_CHECKING:
     from service.storage.db import AnyConnection
@@ -26,8 +24,6 @@ if TYPE_CHECKING:
 # this, so a client resuming elsewhere waits at most this long (423 meanwhile).
 LEASE_SECONDS = 20.0
 LEASE_RENEW_SECONDS = 5.0
-
-CallObserver = Callable[[str, float, bool], None]
 
 
 class UploadNotFound(Exception):
@@ -141,25 +137,8 @@ class UploadRows:
         self._pool = pool
         self._observe = observe
 
-    @contextlib.asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[AnyConnection]:
-        """A pooled connection; Unavailable when Postgres cannot be reached (metrics hear
-        of each operation as of the repository's)."""
-        started, failed = time.monotonic(), False
-        try:
-            async with self._pool.acquire() as connection:
-                yield connection
-        except CONNECTION_ERRORS as error:
-            failed = True
-            if not is_outage(error):
-                raise
-            raise Unavailable(f"Postgres is unavailable: {type(error).__name__}") from error
-        except asyncpg.PostgresError:
-            failed = True
-            raise
-        finally:
-            if self._observe is not None:
-                self._observe(operation, time.monotonic() - started, failed)
+    def _connection(self, operation: str) -> contextlib.AbstractAsyncContextManager[AnyConnection]:
+        return observed_connection(self._pool, operation, self._observe)
 
     async def count_open(self) -> int:
         async with self._connection("upload_count_open") as connection:
