@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiobotocore.session
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -315,6 +316,13 @@ async def proxied_postgres(endpoints: Endpoints) -> AsyncIterator[tuple[FaultPro
         yield proxy, dataclasses.replace(endpoints, dsn=dsn)
     finally:
         await proxy.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for tests that talk to a served replica over a real socket."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as opened:
+        yield opened
 
 
 def new_id(label: str = "case") -> str:

@@ -24,9 +24,10 @@ from multidict import CIMultiDict
 
 from service.cli.progress import PROGRESS_INTERVAL_SECONDS, Progress, format_size
 from service.cli.resumable import EXIT_GAVE_UP
-from tests.conftest import ROOT, new_id
+from tests.conftest import ROOT
 from tests.faultproxy import FaultProxy
 from tests.serving import Serve, serving
+from tests.tus import base_of, new_case
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -55,23 +56,6 @@ async def proxy(serve: Serve) -> AsyncIterator[FaultProxy]:
         yield started
     finally:
         await started.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as opened:
-        yield opened
-
-
-def base_of(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-async def new_case(session: aiohttp.ClientSession, serve: Serve) -> str:
-    case_id = new_id("put")
-    async with session.put(f"{base_of(serve.port)}/case-instance/{case_id}") as response:
-        assert response.status in {200, 201, 204}, await response.text()
-    return case_id
 
 
 def value_file(folder: Path, size: int = SIZE, name: str = "value.bin") -> Path:
@@ -194,7 +178,7 @@ async def reopen(proxy: FaultProxy) -> None:
 async def test_a_large_file_goes_resumable_and_comes_back_identical(
     serve, session, tmp_path
 ) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path, name="scan.pdf")
     content = source.read_bytes()
     status, out, err = await put(
@@ -226,7 +210,7 @@ async def test_a_large_file_goes_resumable_and_comes_back_identical(
 async def test_a_cut_connection_is_resumed_at_the_services_offset(
     serve, proxy, session, tmp_path
 ) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path)
     running = await start_put(
         tmp_path, base_of(proxy.port), case_id, "big", str(source), *FAST_RETRIES
@@ -249,7 +233,7 @@ async def test_a_cut_connection_is_resumed_at_the_services_offset(
 
 
 async def test_put_resume_after_the_command_was_killed(serve, proxy, session, tmp_path) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path)
     running = await start_put(tmp_path, base_of(proxy.port), case_id, "big", str(source))
     proxy.freeze_after(CUT)
@@ -288,7 +272,7 @@ async def test_put_resume_after_the_command_was_killed(serve, proxy, session, tm
 async def test_the_retry_limit_stops_with_its_exit_status_and_keeps_the_upload(
     serve, proxy, session, tmp_path
 ) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path)
     args = (case_id, "big", str(source), "--retries", "2", *FAST_RETRIES)
     running = await start_put(tmp_path, base_of(proxy.port), *args)
@@ -329,7 +313,7 @@ async def test_the_retry_limit_stops_with_its_exit_status_and_keeps_the_upload(
 async def test_a_put_without_resume_starts_over_and_drops_the_earlier_upload(
     serve, proxy, session, tmp_path
 ) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path)
     args = (case_id, "big", str(source))
     running = await start_put(tmp_path, base_of(proxy.port), *args)
@@ -356,7 +340,7 @@ async def test_a_put_without_resume_starts_over_and_drops_the_earlier_upload(
 
 
 async def test_refusals(serve, session, tmp_path) -> None:
-    case_id = await new_case(session, serve)
+    case_id = await new_case(session, base_of(serve.port))
     source = value_file(tmp_path, 2 * MIB)
     url = base_of(serve.port)
     status, _, err = await put(tmp_path, url, case_id, "v", str(source), "--resume")

@@ -15,12 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from tusclient.client import TusClient
 from tusclient.storage.filestorage import FileStorage
 
-from tests.conftest import new_id
 from tests.serving import Serve, serving
 from tests.tus import (
     MIB,
@@ -28,7 +26,8 @@ from tests.tus import (
     answered,
     assert_value,
     balancer,
-    put_case,
+    base_of,
+    new_case,
     replicas,
     switch,
     tus_js_modules,
@@ -60,25 +59,9 @@ def tus_js() -> Path:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as opened:
-        yield opened
-
-
-@pytest.fixture
 async def serve(endpoints, tmp_path) -> AsyncIterator[Serve]:
     async with serving(endpoints, tmp_path) as started:
         yield started
-
-
-def base_of(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-async def new_case(session: aiohttp.ClientSession, base: str) -> str:
-    case_id = new_id("tus")
-    await put_case(session, base, case_id)
-    return case_id
 
 
 class ClosingUploader(Sha256Uploader):

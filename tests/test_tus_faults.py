@@ -19,18 +19,17 @@ import hashlib
 import io
 import json
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 from tusclient.client import TusClient
 from tusclient.exceptions import TusUploadFailed
 
 from service.config import Endpoints
-from tests.conftest import new_id, proxied_postgres, proxied_s3
+from tests.conftest import proxied_postgres, proxied_s3
 from tests.test_faults import collect_and_check_commands
 from tests.tus import (
     MIB,
@@ -38,7 +37,8 @@ from tests.tus import (
     answered,
     assert_value,
     balancer,
-    put_case,
+    base_of,
+    new_case,
     replicas,
     switch,
     tus_js_modules,
@@ -78,22 +78,6 @@ def endpoints(fresh_database_dsn: str, s3_endpoints: Endpoints) -> Endpoints:
 @pytest.fixture(scope="session")
 def tus_js() -> Path:
     return tus_js_modules()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as opened:
-        yield opened
-
-
-def base_of(port: int) -> str:
-    return f"http://127.0.0.1:{port}"
-
-
-async def new_case(session: aiohttp.ClientSession, base: str) -> str:
-    case_id = new_id("tus")
-    await put_case(session, base, case_id)
-    return case_id
 
 
 def uploader(path: Path, creation: str, **options: Any) -> Sha256Uploader:

@@ -20,6 +20,7 @@ import aiohttp
 from tusclient.uploader.uploader import Uploader
 
 from service.config import Endpoints
+from tests.conftest import new_id
 from tests.faultproxy import FaultProxy
 from tests.npm import CLIENTS, installed_modules, last_json, npm_install, run_node
 from tests.serving import Serve
@@ -140,9 +141,20 @@ async def switch(proxy: FaultProxy, to: Serve) -> None:
     proxy.restore()
 
 
+def base_of(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
 async def put_case(session: aiohttp.ClientSession, base: str, case_id: str) -> None:
     async with session.put(f"{base}/case-instance/{case_id}") as response:
         assert response.status in {200, 201, 204}, await response.text()
+
+
+async def new_case(session: aiohttp.ClientSession, base: str) -> str:
+    """A new open case instance's id."""
+    case_id = new_id("tus")
+    await put_case(session, base, case_id)
+    return case_id
 
 
 async def upload_state(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str]]:
