@@ -336,7 +336,7 @@ class BlobStore:
         the background); nothing is left in S3 but what a completed call reports.
         """
         max_bytes = min(max_bytes, self.largest_value)
-        session = self._session(key)
+        session = self.part_session(key)
         size = 0
 
         def added(new: memoryview) -> None:
@@ -372,14 +372,6 @@ class BlobStore:
         return self._part_size
 
     def part_session(
-        self, key: str, *, upload_id: str | None, parts_sent: int, sha256: ResumableSha256
-    ) -> PartSession:
-        """put_stream's machinery for a caller that drives it itself: a resumable upload's
-        request, which continues the multipart upload `upload_id` (None: none yet) after
-        its first parts_sent parts and the hash of their bytes."""
-        return self._session(key, upload_id=upload_id, parts_sent=parts_sent, sha256=sha256)
-
-    def _session(
         self,
         key: str,
         *,
@@ -387,6 +379,9 @@ class BlobStore:
         parts_sent: int = 0,
         sha256: ResumableSha256 | None = None,
     ) -> PartSession:
+        """The part loop's machinery for the object `key`: put_stream's, or a resumable
+        upload request's, which continues the multipart upload `upload_id` (None: none
+        yet) after its first parts_sent parts and the hash of their bytes."""
         buffers = _Buffers(self.budget, self._memory_wait_seconds)
         uploader = _PartUploader(
             self._client,
