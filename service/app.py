@@ -48,7 +48,11 @@ async def _s3(app: web.Application) -> AsyncIterator[None]:
         app[keys.BLOBS] = store
         settings = app[keys.SETTINGS]
         app[keys.UPLOADS] = ResumableUploads(
-            UploadRows(app[keys.POOL], observe=app[METRICS].postgres_call),
+            UploadRows(
+                app[keys.POOL],
+                lease_seconds=settings.upload_lease_seconds,
+                observe=app[METRICS].postgres_call,
+            ),
             store,
             app[keys.REPOSITORY],
             prefix=app[keys.ENDPOINTS].s3_prefix,

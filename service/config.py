@@ -115,6 +115,9 @@ class Settings:
     # Resumable uploads open at once (not yet committed, not expired), over all case
     # instances; creating one more answers 503.
     max_open_uploads: int = 1000
+    # A request on a resumable upload holds it (renewing) while it runs; when its
+    # replica dies, the upload is locked (423) for at most this long.
+    upload_lease_seconds: float = 20.0
     # JSON bodies and serialized objects are parsed in memory: this bounds them.
     max_json_bytes: int = 16 * MIB
     # Bytes values up to this size are inlined (base64) in JSON views.
@@ -331,6 +334,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CASEVARS_MAX_UPLOAD_BYTES": ("max_upload_bytes", _size),
     "CASEVARS_UPLOAD_EXPIRY_SECONDS": ("upload_expiry_seconds", _positive_seconds),
     "CASEVARS_MAX_OPEN_UPLOADS": ("max_open_uploads", _positive_int),
+    "CASEVARS_UPLOAD_LEASE_SECONDS": ("upload_lease_seconds", _positive_seconds),
     "CASEVARS_MAX_JSON_BYTES": ("max_json_bytes", _size),
     "CASEVARS_INLINE_BYTES_LIMIT": ("inline_bytes_limit", parse_size),
     "CASEVARS_MEMORY_BUDGET_BYTES": ("memory_budget_bytes", _size),

@@ -54,16 +54,19 @@ pytestmark = pytest.mark.timeout(180)
 SIZE = 12 * MIB + 12_345
 METADATA = {"filename": "scan.tiff", "filetype": "image/tiff"}
 VALUE_INFO = {"filename": "scan.tiff", "mimeType": "image/tiff"}
-# Short timeouts, so that a replica gives up on a cut S3 or Postgres soon.
+# Short timeouts, so that a replica gives up on a cut S3 or Postgres soon, and a short
+# lease, so that the lease of a PATCH whose replica died, or that could not release it
+# with Postgres down, runs out soon (until then the PATCH gets 423, which both clients
+# retry).
+LEASE_SECONDS = 5
 FAST = {
     "CASEVARS_CLIENT_READ_TIMEOUT_SECONDS": "3",
     "CASEVARS_S3_TIMEOUT_SECONDS": "3",
     "CASEVARS_DB_TIMEOUT_SECONDS": "3",
+    "CASEVARS_UPLOAD_LEASE_SECONDS": str(LEASE_SECONDS),
 }
 SETTLE_SECONDS = 1.0
-# The clients retry for longer than a lease lasts (20 s, service/storage/upload_rows.py):
-# the lease of a PATCH whose replica died, or that could not release it with Postgres
-# down, runs out meanwhile (until then the PATCH gets 423, which both clients retry).
+# The clients retry for longer than a lease lasts.
 TUSPY_RETRIES = 30
 JS_RETRY_DELAYS = [300, 600, 1000, 2000, 3000, 5000, 5000, 5000, 5000]
 EXPIRY_SECONDS = 4

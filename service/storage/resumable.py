@@ -45,7 +45,6 @@ from service.storage.lifecycle import new_blob_key
 from service.storage.repository import LostPendingBlob, NewValue, NoSuchCaseInstance, Repository
 from service.storage.sha256state import ResumableSha256
 from service.storage.upload_rows import (
-    LEASE_RENEW_SECONDS,
     Checkpoint,
     NewUpload,
     UploadGone,
@@ -193,7 +192,7 @@ class ResumableUploads:
         """Until the lease is gone (the request's next checkpoint then says so); a
         renewal Postgres fails is tried again at the next turn."""
         while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            await asyncio.sleep(self.rows.renew_seconds)
             try:
                 await self.rows.renew(upload_id, token)
             except UploadGone:

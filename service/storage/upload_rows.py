@@ -19,11 +19,13 @@ from service.storage.db import CallObserver, observed_connection
 if TYPE_CHECKING:
     from service.storage.db import AnyConnection
 
-# A request holds an upload's lease this long past its last renewal; it renews it every
-# LEASE_RENEW_SECONDS while it runs. A SIGKILLed replica's lease runs out after at most
-# this, so a client resuming elsewhere waits at most this long (423 meanwhile).
+# How long a request holds an upload's lease past its last renewal, by default. A
+# SIGKILLed replica's lease runs out after at most this, so a client resuming elsewhere
+# waits at most this long (423 meanwhile).
 LEASE_SECONDS = 20.0
-LEASE_RENEW_SECONDS = 5.0
+# A running request renews its lease this many times per lease: one or two renewals that
+# Postgres fails do not lose it.
+RENEWALS_PER_LEASE = 4
 
 
 class UploadNotFound(Exception):
@@ -133,9 +135,17 @@ class Checkpoint:
 class UploadRows:
     """The upload table, on the process's pool."""
 
-    def __init__(self, pool: asyncpg.Pool, *, observe: CallObserver | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        observe: CallObserver | None = None,
+    ) -> None:
         self._pool = pool
         self._observe = observe
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = lease_seconds / RENEWALS_PER_LEASE
 
     def _connection(self, operation: str) -> contextlib.AbstractAsyncContextManager[AnyConnection]:
         return observed_connection(self._pool, operation, self._observe)
@@ -237,7 +247,7 @@ class UploadRows:
                 case_id,
                 name,
                 token,
-                LEASE_SECONDS,
+                self.lease_seconds,
                 expiry_seconds,
             )
         if record is not None:
@@ -255,7 +265,7 @@ class UploadRows:
                 "WHERE id = $1 AND lease_token = $2 RETURNING 1",
                 upload_id,
                 token,
-                LEASE_SECONDS,
+                self.lease_seconds,
             )
         if not renewed:
             raise UploadGone(upload_id)
@@ -306,7 +316,7 @@ class UploadRows:
                 point.tail,
                 point.sha256_state,
                 point.s3_upload_id,
-                LEASE_SECONDS,
+                self.lease_seconds,
             )
         if not updated:
             raise UploadGone(upload_id)
