@@ -8,6 +8,7 @@ and test_history_cases.py show that the answers are what they were.)"""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -32,10 +33,23 @@ INDEXES = {
 CASE_ID_INDEXES = {"case_instance_pkey", "case_instance_open_id_idx"}
 
 
+@pytest.fixture(scope="module")
+def filled_dsn(session_loop: Any, module_database_dsn: str) -> str:
+    """The module's database filled once: the tests only read it."""
+    session_loop.run(_fill(module_database_dsn))
+    return module_database_dsn
+
+
 @pytest.fixture
-async def filled(fresh_database_dsn: str) -> Any:
+async def filled(filled_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(filled_dsn)
+    yield connection
+    await connection.close()
+
+
+async def _fill(dsn: str) -> None:
     """CASES case instances of five variables each, as benchmarks/scale.py fills them."""
-    connection = await asyncpg.connect(fresh_database_dsn)
+    connection = await asyncpg.connect(dsn)
     await connection.execute(
         """
         INSERT INTO case_instance (id, business_key, state, closed_at)
@@ -64,7 +78,6 @@ async def filled(fresh_database_dsn: str) -> Any:
             CASES,
         )
     await connection.execute("ANALYZE case_instance; ANALYZE variable")
-    yield connection
     await connection.close()
 
 
