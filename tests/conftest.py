@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aiobotocore.session
 import aiohttp
 import asyncpg
 import pytest
@@ -283,8 +282,7 @@ async def db(endpoints: Endpoints) -> AsyncIterator[asyncpg.Connection]:
 @contextlib.asynccontextmanager
 async def raw_s3_client(endpoints: Endpoints) -> AsyncIterator[Any]:
     """A plain aiobotocore client on the endpoints' S3 (not the service's blob store)."""
-    session = aiobotocore.session.get_session()
-    async with session.create_client(
+    async with blobstore.botocore_session().create_client(
         "s3",
         endpoint_url=endpoints.s3_endpoint_url,
         region_name=endpoints.s3_region,

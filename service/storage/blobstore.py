@@ -919,6 +919,21 @@ def _observe_calls(client: S3Client, observe: CallObserver) -> None:
     client.meta.events.register("after-call-error.s3", raised)
 
 
+_session: aiobotocore.session.AioSession | None = None
+
+
+def botocore_session() -> aiobotocore.session.AioSession:
+    """The process's botocore session. Making one loads and parses the S3 service model
+    again (about 0.1 s), which a process that opens the blob store more than once (the
+    tests, a command after `serve`'s start-up checks) need not pay twice; it holds no
+    connection, and caches the credentials the chain resolves (refreshing ones refresh
+    themselves)."""
+    global _session  # noqa: PLW0603 - one per process, made on first use
+    if _session is None:
+        _session = aiobotocore.session.get_session()
+    return _session
+
+
 @contextlib.asynccontextmanager
 async def open_blob_store(
     settings: Settings,
@@ -930,8 +945,7 @@ async def open_blob_store(
     """One S3 client for the process, closed on exit; observe (metrics) hears of
     every S3 call; part buffers come from budget (None: a budget of its own, of
     CASEVARS_MEMORY_BUDGET_BYTES)."""
-    session = aiobotocore.session.get_session()
-    async with session.create_client(
+    async with botocore_session().create_client(
         "s3",
         endpoint_url=endpoints.s3_endpoint_url,
         region_name=endpoints.s3_region,
