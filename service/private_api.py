@@ -41,6 +41,7 @@ from aiohttp.http_exceptions import (
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_urldispatcher import _default_expect_handler
+from botocore.awsrequest import AWSRequest
 from multidict import CIMultiDictProxy
 
 # --- aiohttp: multipart forms -------------------------------------------------------
@@ -692,6 +693,36 @@ def without_expect_100_continue(client: AioBaseClient) -> None:
     # on before-call.s3 to add the header. Unregistering a handler that is not there
     # does nothing, silently: the contract test checks the header really goes.
     client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Answer:
+    """An S3 response read to its end: status, headers (lower-case names), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def send_signed(client: AioBaseClient, operation: str, url: str, body: Any) -> S3Answer:
+    """PUT body to url (a full S3 request address, its query string included), signed
+    as the client signs its own calls and sent over its own connections: the same
+    credentials (refreshed as they expire), region, signature and payload-signing
+    setting; the same pool, timeouts, proxies and TLS settings; botocore's exceptions
+    (EndpointConnectionError, ReadTimeoutError, ...) when no answer comes. None of
+    botocore's per-call steps (parameter validation, serialising, endpoint rules,
+    event hooks, parsing, retries) run: the caller does what it needs of those."""
+    # Private: the client's _request_signer (RequestSigner.sign) and its _endpoint's
+    # http_session (aiobotocore's AIOHTTPSession.send, which takes a prepared request
+    # and reads the body of the answer unless stream_output). Undocumented: that the
+    # signer reads the payload-signing setting from request.context["client_config"],
+    # as botocore's own calls fill it; and AWSRequest.prepare() adding Content-Length.
+    request = AWSRequest(method="PUT", url=url, data=body)
+    request.context["client_config"] = client.meta.config
+    internals: Any = client
+    await internals._request_signer.sign(operation, request)  # noqa: SLF001
+    response = await internals._endpoint.http_session.send(request.prepare())  # noqa: SLF001
+    return S3Answer(response.status_code, dict(response.headers), await response.content)
 
 
 class ResponseSocket:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 import pytest
+from aiobotocore.config import AioConfig
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.abc import AbstractAccessLogger
 from packaging.requirements import Requirement
@@ -26,6 +27,7 @@ from packaging.version import Version
 
 from service import private_api
 from service.config import Endpoints
+from service.storage.blobstore import botocore_session
 from tests.conftest import ROOT, new_id, raw_s3_client
 
 MIB = 1024 * 1024
@@ -873,6 +875,41 @@ async def test_without_expect_100_continue(s3_endpoints: Endpoints):
         assert (await _put_headers(client, s3_endpoints.s3_bucket)).get("expect") == "100-continue"
         private_api.without_expect_100_continue(client)
         assert "expect" not in await _put_headers(client, s3_endpoints.s3_bucket)
+
+
+async def test_send_signed_signs_as_the_client_and_uses_its_connections():
+    """What a signed PUT really carries: the client's SigV4 signature with its key and
+    region, an unsigned payload (payload_signing_enabled off, as client_config sets it),
+    the Content-Length, the body whole; and the answer read to its end."""
+    seen: list[tuple[dict[str, str], str, bytes]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), request.path_qs, await request.read()))
+        return web.Response(headers={"ETag": '"abc"'}, text="done")
+
+    app = web.Application(client_max_size=16 * MIB)
+    app.router.add_put("/{path:.*}", handler)
+    data = os.urandom(2 * MIB + 7)
+    config = AioConfig(s3={"addressing_style": "path", "payload_signing_enabled": False})
+    async with _serve(app) as port:
+        url = f"http://127.0.0.1:{port}/bucket/some%20key?partNumber=3&uploadId=u%2B1"
+        async with botocore_session().create_client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="eu-west-3",
+            aws_access_key_id="AKIDTEST",
+            aws_secret_access_key="secret",
+            config=config,
+        ) as client:
+            answer = await private_api.send_signed(client, "UploadPart", url, _Body(data, 5))
+    assert (answer.status, answer.headers["etag"], answer.body) == (200, '"abc"', b"done")
+    [(headers, path_qs, body)] = seen
+    assert (path_qs, body) == ("/bucket/some%20key?partNumber=3&uploadId=u%2B1", data)
+    assert headers["Content-Length"] == str(len(data))
+    assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+    assert "/eu-west-3/s3/aws4_request" in headers["Authorization"]
+    assert "Expect" not in headers
 
 
 async def _recv_exactly(fd: int, count: int) -> bytes:
