@@ -280,14 +280,16 @@ async def db(endpoints: Endpoints) -> AsyncIterator[asyncpg.Connection]:
 
 
 @contextlib.asynccontextmanager
-async def raw_s3_client(endpoints: Endpoints) -> AsyncIterator[Any]:
-    """A plain aiobotocore client on the endpoints' S3 (not the service's blob store)."""
+async def raw_s3_client(endpoints: Endpoints, config: Any = None) -> AsyncIterator[Any]:
+    """A plain aiobotocore client on the endpoints' S3 (not the service's blob store),
+    with botocore's defaults unless config (an AioConfig) says otherwise."""
     async with blobstore.botocore_session().create_client(
         "s3",
         endpoint_url=endpoints.s3_endpoint_url,
         region_name=endpoints.s3_region,
         aws_access_key_id=endpoints.s3_access_key_id,
         aws_secret_access_key=endpoints.s3_secret_access_key,
+        config=config,
     ) as raw:
         yield raw
 

@@ -22,23 +22,14 @@ from service.config import Endpoints
 from service.storage import blobstore
 from service.storage.blobstore import _PartBody
 from service.storage.upload_part import PartUploads
-from tests.conftest import settings_for_tests
+from tests.conftest import raw_s3_client, settings_for_tests
 
 MIB = 1024 * 1024
 
 
-@contextlib.asynccontextmanager
-async def service_client(endpoints: Endpoints) -> AsyncIterator[Any]:
+def service_client(endpoints: Endpoints) -> contextlib.AbstractAsyncContextManager[Any]:
     """An S3 client configured as the service configures its own."""
-    async with blobstore.botocore_session().create_client(
-        "s3",
-        endpoint_url=endpoints.s3_endpoint_url,
-        region_name=endpoints.s3_region,
-        aws_access_key_id=endpoints.s3_access_key_id,
-        aws_secret_access_key=endpoints.s3_secret_access_key,
-        config=blobstore.client_config(settings_for_tests()),
-    ) as client:
-        yield client
+    return raw_s3_client(endpoints, config=blobstore.client_config(settings_for_tests()))
 
 
 class Calls(list[tuple[str, float, bool]]):
