@@ -4,7 +4,7 @@ per-call machinery.
 A part is already in memory and its length known, so all the call needs is a signed
 PUT and the ETag of the answer. botocore's path through the same call (validating the
 parameters, serialising them, resolving the endpoint rules, a dozen event hooks,
-parsing the answer) cost 2.4 ms of CPU per call here, against 0.8 ms for the signed
+parsing the answer) cost 1.65 ms of CPU per call here, against 0.61 ms for the signed
 PUT alone (benchmarks/upload_part.py), for 128 parts per GiB of 8 MiB. The signing,
 the connections and the exceptions are still the client's own
 (private_api.send_signed); retries and the metrics' call counting, which botocore's
