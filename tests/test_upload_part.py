@@ -22,7 +22,7 @@ from service.config import Endpoints
 from service.storage import blobstore
 from service.storage.blobstore import _PartBody
 from service.storage.upload_part import PartUploads
-from tests.conftest import raw_s3_client, settings_for_tests
+from tests.conftest import free_port, raw_s3_client, settings_for_tests
 
 MIB = 1024 * 1024
 
@@ -141,9 +141,8 @@ async def flaky_s3(endpoints: Endpoints, flaky: FlakyS3) -> AsyncIterator[Endpoi
     app.router.add_route("*", "/{path:.*}", flaky.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]  # the port the kernel chose
     try:
         yield dataclasses.replace(endpoints, s3_endpoint_url=f"http://127.0.0.1:{port}")
     finally:
@@ -191,13 +190,12 @@ async def test_no_answer_is_botocores_connection_error(s3_endpoints: Endpoints, 
         bucket, key = s3_endpoints.s3_bucket, f"{s3_endpoints.s3_prefix}gone"
         upload_id = (await client.create_multipart_upload(Bucket=bucket, Key=key))["UploadId"]
         await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-    with socket_closed() as port:
-        nowhere = dataclasses.replace(s3_endpoints, s3_endpoint_url=f"http://127.0.0.1:{port}")
-        async with service_client(nowhere) as client:
-            with pytest.raises(botocore.exceptions.EndpointConnectionError):
-                await PartUploads(client, bucket, calls).upload_part(
-                    key, upload_id, 1, _PartBody(memoryview(b"x"))
-                )
+    nowhere = dataclasses.replace(s3_endpoints, s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    async with service_client(nowhere) as client:
+        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+            await PartUploads(client, bucket, calls).upload_part(
+                key, upload_id, 1, _PartBody(memoryview(b"x"))
+            )
     assert [(operation, failed) for operation, _, failed in calls] == [("UploadPart", True)]
 
 
@@ -207,14 +205,3 @@ _real_sleep = asyncio.sleep
 async def _no_wait(delay: float, result: Any = None) -> Any:
     """asyncio.sleep without the backoff's wait (a retry test need not sit through it)."""
     return await _real_sleep(0, result)
-
-
-@contextlib.contextmanager
-def socket_closed() -> Any:
-    """A loopback port nothing listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    yield port
