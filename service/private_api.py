@@ -656,6 +656,10 @@ def register_sliced_body(body_type: type[SlicedBody], *, slice_bytes: int) -> No
     aiohttp.payload.PAYLOAD_REGISTRY.register(SlicedBodyPayload, body_type)
 
 
+# The first slice of a sliced body (see _SlicedPayload.write).
+FIRST_SLICE_BYTES = 64 * 1024
+
+
 class _SlicedPayload(aiohttp.payload.Payload):
     """Writes a SlicedBody in large slices (aiohttp's BytesIO payload yields to the loop
     every 64 KiB, which costs more than the copy it saves)."""
@@ -675,11 +679,15 @@ class _SlicedPayload(aiohttp.payload.Payload):
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         view = self._value.view
-        for start in range(0, len(view), self.SLICE_BYTES):
+        # aiohttp sends the request's headers with the first write, joined with it into
+        # a new bytes object: a small first slice keeps that copy small.
+        start, size = 0, min(FIRST_SLICE_BYTES, self.SLICE_BYTES)
+        while start < len(view):
             # A peer that stops reading would block this write for good: aiohttp starts
             # read_timeout only once the whole body is sent.
             async with asyncio.timeout(self._value.stall_seconds):
-                await writer.write(view[start : start + self.SLICE_BYTES])
+                await writer.write(view[start : start + size])
+            start, size = start + size, self.SLICE_BYTES
 
 
 # --- aiobotocore and botocore: S3 calls and responses -----------------------------------

@@ -801,6 +801,31 @@ async def test_a_sliced_body_goes_out_whole():
     assert received == [data]
 
 
+async def test_a_sliced_body_is_written_in_slices_the_first_small():
+    written: list[int] = []
+
+    class Writer:
+        async def write(self, chunk: memoryview) -> None:
+            written.append(len(chunk))
+
+    payload = aiohttp.payload.get_payload(_Body(bytes(3 * MIB + 5), 5))
+    await payload.write(Writer())  # type: ignore[arg-type]
+    first = private_api.FIRST_SLICE_BYTES
+    assert written == [first, MIB, MIB, MIB - first + 5]
+    assert sum(written) == 3 * MIB + 5
+
+
+async def test_an_empty_sliced_body_writes_nothing():
+    written: list[int] = []
+
+    class Writer:
+        async def write(self, chunk: memoryview) -> None:
+            written.append(len(chunk))
+
+    await aiohttp.payload.get_payload(_Body(b"", 5)).write(Writer())  # type: ignore[arg-type]
+    assert written == []
+
+
 async def test_a_sliced_body_times_out_when_the_peer_stops_reading():
     hold = asyncio.Event()
 
