@@ -29,7 +29,7 @@ from aiobotocore.config import AioConfig
 from service import private_api
 from service.config import Endpoints, Settings, part_size_for, upload_capacity
 from service.errors import BlobMissing, Unavailable
-from service.storage import relay
+from service.storage import CallObserver, relay
 from service.storage.budget import MemoryBudget
 from service.storage.sha256state import ResumableSha256
 from service.storage.upload_part import PartUploads
@@ -889,10 +889,6 @@ def client_config(settings: Settings) -> AioConfig:
         max_pool_connections=settings.memory_budget_bytes // settings.s3_part_size
         + S3_CONNECTIONS_BESIDE_PARTS,
     )
-
-
-# Told of every S3 call: (operation, seconds, failed), e.g. ("UploadPart", 0.4, False).
-CallObserver = Callable[[str, float, bool], None]
 
 
 def _observe_calls(client: S3Client, observe: CallObserver) -> None:

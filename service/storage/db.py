@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 import orjson
 
 from service.errors import Unavailable
+from service.storage import CallObserver
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -151,10 +152,6 @@ async def ensure_database(dsn: str, name: str, *, timeout: float) -> None:
             await connection.execute(f"CREATE DATABASE {quoted}")
     finally:
         await connection.close()
-
-
-# Told of every pooled call: (operation, seconds, failed).
-CallObserver = Callable[[str, float, bool], None]
 
 
 @contextlib.asynccontextmanager

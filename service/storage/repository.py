@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
+from service.storage import CallObserver
 from service.storage.blobstore import Blob
 from service.storage.case_history import (
     HistoricCaseQuery,
@@ -30,7 +31,7 @@ from service.storage.case_query import (
     case_count_sql,
     case_query_sql,
 )
-from service.storage.db import CallObserver, observed_connection
+from service.storage.db import observed_connection
 from service.storage.variable_query import (
     DELETE_HISTORIC_SQL,
     VariableQuery,

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from service import private_api
+from service.storage import CallObserver
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
-    from service.storage.blobstore import CallObserver
 
 # Answers botocore's standard retry mode retries (besides connection failures).
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from service.storage.db import CallObserver, observed_connection
+from service.storage import CallObserver
+from service.storage.db import observed_connection
 
 if TYPE_CHECKING:
     from service.storage.db import AnyConnection
