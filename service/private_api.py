@@ -645,7 +645,8 @@ class SlicedBody(Protocol):
 def register_sliced_body(body_type: type[SlicedBody], *, slice_bytes: int) -> None:
     """Have aiohttp send every body of body_type that a request is given (botocore's
     request body, as aiobotocore passes it to aiohttp) by writing its view in slices of
-    slice_bytes, each within its stall_seconds; TimeoutError otherwise."""
+    slice_bytes (the first FIRST_SLICE_BYTES), each within its stall_seconds;
+    TimeoutError otherwise."""
     # Undocumented: aiohttp.payload.PAYLOAD_REGISTRY, through which ClientRequest turns
     # `data` into a Payload; that aiobotocore hands botocore's body to aiohttp as
     # `data` unchanged when it is not an io.IOBase; and the Payload base class (below).
