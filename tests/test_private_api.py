@@ -801,29 +801,29 @@ async def test_a_sliced_body_goes_out_whole():
     assert received == [data]
 
 
+class _SliceRecorder:
+    """Stands in for aiohttp's StreamWriter: the length of every write it is given."""
+
+    def __init__(self) -> None:
+        self.written: list[int] = []
+
+    async def write(self, chunk: memoryview) -> None:
+        self.written.append(len(chunk))
+
+
 async def test_a_sliced_body_is_written_in_slices_the_first_small():
-    written: list[int] = []
-
-    class Writer:
-        async def write(self, chunk: memoryview) -> None:
-            written.append(len(chunk))
-
+    recorder = _SliceRecorder()
     payload = aiohttp.payload.get_payload(_Body(bytes(3 * MIB + 5), 5))
-    await payload.write(Writer())  # type: ignore[arg-type]
+    await payload.write(recorder)  # type: ignore[arg-type]
     first = private_api.FIRST_SLICE_BYTES
-    assert written == [first, MIB, MIB, MIB - first + 5]
-    assert sum(written) == 3 * MIB + 5
+    assert recorder.written == [first, MIB, MIB, MIB - first + 5]
+    assert sum(recorder.written) == 3 * MIB + 5
 
 
 async def test_an_empty_sliced_body_writes_nothing():
-    written: list[int] = []
-
-    class Writer:
-        async def write(self, chunk: memoryview) -> None:
-            written.append(len(chunk))
-
-    await aiohttp.payload.get_payload(_Body(b"", 5)).write(Writer())  # type: ignore[arg-type]
-    assert written == []
+    recorder = _SliceRecorder()
+    await aiohttp.payload.get_payload(_Body(b"", 5)).write(recorder)  # type: ignore[arg-type]
+    assert recorder.written == []
 
 
 async def test_a_sliced_body_times_out_when_the_peer_stops_reading():
